@@ -1,0 +1,1 @@
+"""Entry points: build and run the Certiverse pipeline, run transforms, the CLI."""

@@ -1,0 +1,202 @@
+"""The ``certiverse`` command: load, demo, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from sources.certiverse import ApiUnavailableError, AuthError, CertiverseError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_AUTH = 3
+EXIT_API = 4
+EXIT_DESTINATION = 5
+
+log = logging.getLogger("certiverse")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO if args.progress else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request at INFO; its URLs carry no token, but they drown the progress lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place that turns failures into exit codes
+        code, message = classify(exc)
+        print(f"error: {message}", file=sys.stderr)
+        if args.verbose:
+            raise
+        return code
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """Exit code and message for a failure, looking through dlt's wrappers for the cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AuthError):
+            return EXIT_AUTH, str(seen)
+        if isinstance(seen, (ApiUnavailableError, CertiverseError)):
+            return EXIT_API, str(seen)
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "exception", None)
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    if isinstance(exc, PipelineStepFailed) and exc.step in ("load", "sync", "normalize"):
+        return EXIT_DESTINATION, f"{exc.step} step failed: {exc.exception}"
+    return EXIT_FAILURE, f"{type(exc).__name__}: {exc}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="certiverse",
+        description="Load Certiverse voucher data (partners, programs, purchases, vouchers) into "
+        "DuckDB or Postgres with dlt. Configuration comes from .dlt/config.toml, .dlt/secrets.toml "
+        "and environment variables such as SOURCES__CERTIVERSE__BASE_URL and SOURCES__CERTIVERSE__API_TOKEN.",
+        epilog="Exit codes: 0 ok, 1 other failure, 2 usage, 3 token refused, 4 API failure, 5 destination failure.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    parser.add_argument("--progress", action="store_true", help="log progress lines while running")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    load = commands.add_parser(
+        "load",
+        help="extract every resource from the API and load it",
+        description="Extract partners, programs, purchases and vouchers from the Certiverse API and merge them "
+        "into the warehouse. The API is configured the dlt way: [sources.certiverse] base_url in "
+        ".dlt/config.toml and api_token in .dlt/secrets.toml, or SOURCES__CERTIVERSE__BASE_URL and "
+        "SOURCES__CERTIVERSE__API_TOKEN.",
+    )
+    _add_destination_args(load)
+    load.add_argument("--base-url", help="API root (overrides SOURCES__CERTIVERSE__BASE_URL)")
+    load.add_argument("--workers", type=int, help="queries fetched at once (default 4)")
+    load.add_argument("--json", action="store_true", help="print the summary as JSON")
+    load.set_defaults(handler=cmd_load)
+
+    demo = commands.add_parser(
+        "demo",
+        help="simulated tenant → DuckDB file in this folder → summary",
+        description="Start the bundled Certiverse simulator on loopback, load its tenant into a DuckDB file in "
+        "the current folder and print a summary. Needs no account and no network.",
+    )
+    demo.add_argument("--size", choices=("small", "default", "large"), default="default", help="tenant size")
+    demo.add_argument("--seed", type=int, default=42, help="tenant seed (same seed, same data)")
+    demo.add_argument("--duckdb-file", default="certiverse_demo.duckdb", help="DuckDB file to write")
+    demo.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: .certiverse/ here)")
+    demo.set_defaults(handler=cmd_demo)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="serve the Certiverse API simulator over HTTP",
+        description="Serve a simulated Certiverse tenant on loopback, faithful to the API reference: bearer "
+        "auth, required filters, the record cap (422), partial name matches and nextLink paging, with optional "
+        "latency and faults. Point the loader at it with SOURCES__CERTIVERSE__BASE_URL=http://HOST:PORT and "
+        "SOURCES__CERTIVERSE__API_TOKEN=<token>.",
+    )
+    sim.add_argument("--size", choices=("small", "default", "large"), default="default")
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--token", default="sim-token", help="the bearer token the simulator accepts")
+    sim.add_argument("--page-size", type=int, default=100)
+    sim.add_argument("--cap", type=int, default=10_000, help="records a query may match before 422")
+    sim.add_argument("--cap-mode", choices=("first", "late"), default="first",
+                     help="422 on the first page, or only on the page past the cap")
+    sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    sim.add_argument("--fault-500", type=float, default=0.0, help="share of requests answered 500")
+    sim.add_argument("--fault-429", type=float, default=0.0, help="share of requests answered 429")
+    sim.add_argument("--fault-truncate", type=float, default=0.0, help="share of bodies cut short")
+    sim.set_defaults(handler=cmd_simulate)
+    return parser
+
+
+def _add_destination_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument("--duckdb-file", help="DuckDB file (default: dlt's config, else certiverse.duckdb)")
+    parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
+
+
+def _credentials(args: argparse.Namespace) -> Any:
+    if args.destination == "duckdb":
+        return args.duckdb_file
+    return None
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from .load import make_pipeline, run_load
+    from .summary import as_json, format_summary
+
+    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
+    options = {"workers": args.workers} if args.workers else {}
+    result = run_load(pipeline, base_url=args.base_url, source_options=options)
+    if args.json:
+        print(json.dumps(as_json(result), indent=2))
+    else:
+        print(format_summary(result.rows, result.stats.as_dict(), result.seconds))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from simulator import SimulatorApp, Tenant, serve
+
+    from .load import make_pipeline, run_load
+    from .summary import format_summary, voucher_figures
+
+    print(f"Generating the '{args.size}' simulated tenant (seed {args.seed})...")
+    tenant = Tenant.generate(args.size, seed=args.seed)
+    app = SimulatorApp(tenant)
+    duckdb_file = Path(args.duckdb_file).resolve()
+    pipelines_dir = args.pipelines_dir or str(Path(".certiverse").resolve())
+    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=pipelines_dir, pipeline_name="certiverse_demo")
+    # A demo starts from scratch: same seed, same warehouse.
+    pipeline.drop()
+    duckdb_file.unlink(missing_ok=True)
+    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=pipelines_dir, pipeline_name="certiverse_demo")
+    with serve(app) as base_url:
+        print(f"Simulator serving on {base_url}; loading into {duckdb_file} ...")
+        result = run_load(pipeline, base_url=base_url, api_token=app.token)
+    as_of = dt.datetime.combine(tenant.today, dt.time.max, tzinfo=dt.timezone.utc)
+    print(format_summary(result.rows, result.stats.as_dict(), result.seconds, voucher_figures(pipeline, as_of)))
+    print(f"Query it: duckdb {duckdb_file} -c 'select * from certiverse.vouchers limit 5'")
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulator import SimulatorApp, Tenant, run_forever
+
+    tenant = Tenant.generate(args.size, seed=args.seed)
+    app = SimulatorApp(
+        tenant,
+        token=args.token,
+        page_size=args.page_size,
+        cap=args.cap,
+        cap_mode=args.cap_mode,
+        latency_ms=args.latency_ms,
+        fault_rate_500=args.fault_500,
+        fault_rate_429=args.fault_429,
+        fault_rate_truncate=args.fault_truncate,
+    )
+    print(f"Serving the '{args.size}' tenant on http://{args.host}:{args.port} (token: {args.token}); Ctrl-C stops.")
+    print(f"  export SOURCES__CERTIVERSE__BASE_URL=http://{args.host}:{args.port}")
+    print(f"  export SOURCES__CERTIVERSE__API_TOKEN={args.token}")
+    sys.stdout.flush()
+    run_forever(app, args.host, args.port)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

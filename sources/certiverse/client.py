@@ -1,0 +1,348 @@
+"""HTTP access to the Certiverse Voucher Partner API: auth, retries, nextLink paging.
+
+Every request of the project goes through :class:`CertiverseClient`, so respx can
+mock it in tests and the request counters see everything.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_PATHS = {
+    "partners": "/api/vouchers/partners",
+    "programs": "/api/vouchers/programs",
+    "purchases": "/api/vouchers/purchases",
+    "vouchers": "/api/vouchers",
+}
+
+
+class CertiverseError(Exception):
+    """Base class of every error the client raises."""
+
+
+class AuthError(CertiverseError):
+    """The API answered 401: the token is missing, wrong or lacks the function point."""
+
+
+class BadRequestError(CertiverseError):
+    """The API answered 400 to a query; ``query`` names it."""
+
+    def __init__(self, query: "Query", detail: str) -> None:
+        super().__init__(f"the API refused {query.describe()} (400): {detail}")
+        self.query = query
+        self.detail = detail
+
+
+class TooManyRecordsError(CertiverseError):
+    """The API answered 422: the query matches more than the API's record cap."""
+
+    def __init__(self, query: "Query", page: int) -> None:
+        super().__init__(f"{query.describe()} matches more records than the API serves (422 on page {page})")
+        self.query = query
+        self.page = page
+
+
+class PagingError(CertiverseError):
+    """A ``nextLink`` that would loop or leave the API's host."""
+
+
+class ApiUnavailableError(CertiverseError):
+    """Retries exhausted on 5xx, 429, timeouts, resets or broken bodies."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One list query: an endpoint and its filters (``page`` excluded)."""
+
+    endpoint: str
+    filters: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, endpoint: str, **filters: Any) -> "Query":
+        """Build a query, turning booleans into the API's ``true``/``false``."""
+        return cls(endpoint, tuple(sorted((k, _param(v)) for k, v in filters.items())))
+
+    def narrowed(self, **filters: Any) -> "Query":
+        """This query with more filters (a partition of it)."""
+        merged = dict(self.filters)
+        merged.update((k, _param(v)) for k, v in filters.items())
+        return Query(self.endpoint, tuple(sorted(merged.items())))
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self.filters)
+
+    def describe(self) -> str:
+        shown = "&".join(f"{k}={v}" for k, v in self.filters)
+        return f"GET {ENDPOINT_PATHS[self.endpoint]}" + (f"?{shown}" if shown else "")
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class RequestStats:
+    """Thread-safe request counters keyed by (endpoint, outcome)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.records: Counter[str] = Counter()
+
+    def add(self, endpoint: str, outcome: str) -> None:
+        with self._lock:
+            self.counts[(endpoint, outcome)] += 1
+
+    def add_records(self, endpoint: str, n: int) -> None:
+        with self._lock:
+            self.records[endpoint] += n
+
+    def total(self, endpoint: str | None = None) -> int:
+        with self._lock:
+            return sum(n for (e, _), n in self.counts.items() if endpoint in (None, e))
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        """``{endpoint: {outcome: count}}``, e.g. ``{"vouchers": {"200": 612, "422": 3}}``."""
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for (endpoint, outcome), n in sorted(self.counts.items()):
+                out.setdefault(endpoint, {})[outcome] = n
+        return out
+
+
+class CertiverseClient:
+    """A small httpx client for the list endpoints and the purchase POST.
+
+    Retries 5xx, 429 (honouring ``Retry-After``, pausing every thread of this client
+    so a rate limit slows everything down), timeouts, connection errors and bodies
+    that are not valid JSON, with exponential backoff and jitter.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_token: str,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_connections: int = 16,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not base_url:
+            raise CertiverseError("no base URL: set [sources.certiverse] base_url or SOURCES__CERTIVERSE__BASE_URL")
+        if not api_token:
+            raise AuthError("no API token: set SOURCES__CERTIVERSE__API_TOKEN or api_token in .dlt/secrets.toml")
+        base = urlsplit(base_url.rstrip("/"))
+        if base.scheme not in ("http", "https") or not base.hostname:
+            raise CertiverseError(f"base URL must be http(s)://host[:port], got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._origin = _origin(base)
+        self.stats = RequestStats()
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self._pause_lock = threading.Lock()
+        self._pause_until = 0.0
+        self._http = httpx.Client(
+            headers={"Authorization": f"Bearer {api_token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "CertiverseClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pages(self, query: Query) -> Iterator[list[dict[str, Any]]]:
+        """Yield the records of ``query`` page by page, following ``nextLink``.
+
+        Raises :class:`TooManyRecordsError` when the API refuses the query (on its
+        first page or a later one); pages already yielded are real records.
+        """
+        url = self.base_url + ENDPOINT_PATHS[query.endpoint]
+        params: dict[str, str] | None = query.params
+        seen_pages: set[tuple] = set()
+        page = 1
+        while True:
+            body = self._get_page(query, url, params, page)
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise CertiverseError(f"{query.describe()} page {page}: body has no 'data' list")
+            self.stats.add_records(query.endpoint, len(data))
+            yield data
+            next_link = body.get("nextLink")
+            if not next_link:
+                return
+            url, params, page = self._follow(query, next_link, seen_pages)
+
+    def _follow(self, query: Query, next_link: str, seen: set[tuple]) -> tuple[str, dict[str, str], int]:
+        """Check a nextLink and return the URL, params and page number it asks for."""
+        if not isinstance(next_link, str):
+            raise PagingError(f"{query.describe()}: nextLink is not a string: {next_link!r}")
+        link = urlsplit(next_link)
+        if _origin(link) != self._origin:
+            # The bearer token goes with every request: never to another origin.
+            raise PagingError(
+                f"{query.describe()}: nextLink points to {link.scheme}://{link.netloc}, "
+                f"not to the API at {self.base_url}; refusing to follow it"
+            )
+        params = dict(parse_qsl(link.query, keep_blank_values=True))
+        for key, value in query.filters:
+            if params.get(key) != value:
+                log.warning("%s: nextLink dropped or changed filter %s; restoring it", query.describe(), key)
+                params[key] = value
+        try:
+            page = int(params.get("page", "1"))
+        except ValueError:
+            raise PagingError(f"{query.describe()}: nextLink has a non-numeric page: {next_link}") from None
+        key = (link.path, tuple(sorted(params.items())))
+        if key in seen or page == 1:
+            raise PagingError(f"{query.describe()}: nextLink repeats a page already read (page {page}); stopping")
+        seen.add(key)
+        return f"{link.scheme}://{link.netloc}{link.path}", params, page
+
+    def _get_page(self, query: Query, url: str, params: dict[str, str] | None, page: int) -> dict[str, Any]:
+        response, body = self._send(query.endpoint, "GET", url, params=params, what=f"{query.describe()} page {page}")
+        status = response.status_code
+        if status == 400:
+            raise BadRequestError(query, _error_text(response))
+        if status == 422:
+            raise TooManyRecordsError(query, page)
+        if status != 200:
+            raise CertiverseError(f"{query.describe()} page {page}: unexpected HTTP {status}: {_error_text(response)}")
+        if not isinstance(body, dict):
+            raise CertiverseError(f"{query.describe()} page {page}: body is not a JSON object")
+        return body
+
+    def create_purchase(self, partner_name: str, program_name: str, quantity: int, notes: str) -> dict[str, Any]:
+        """POST a $0 purchase; returns the created purchase. 400 → :class:`BadRequestError`."""
+        payload = {"notes": notes, "partnerName": partner_name, "programName": program_name, "quantity": quantity}
+        url = self.base_url + ENDPOINT_PATHS["purchases"]
+        # A POST is not idempotent: never retry it after the request may have arrived.
+        response, body = self._send("purchases", "POST", url, json=payload, what="POST purchase", retry=False)
+        if response.status_code == 400:
+            raise BadRequestError(Query("purchases"), _error_text(response))
+        if response.status_code != 200:
+            raise CertiverseError(f"POST purchase: HTTP {response.status_code}: {_error_text(response)}")
+        return body
+
+    def _send(
+        self, endpoint: str, method: str, url: str, *, what: str, retry: bool = True, **kwargs: Any
+    ) -> tuple[httpx.Response, Any]:
+        """Send one request with retries; returns the response and, for a 200, its parsed JSON body."""
+        attempts = self.max_attempts if retry else 1
+        problem = ""
+        for attempt in range(1, attempts + 1):
+            self._wait_for_pause()
+            retry_after: float | None = None
+            try:
+                response = self._http.request(method, url, **kwargs)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                outcome, problem = "network", f"{type(exc).__name__}: {exc}"
+            else:
+                outcome = str(response.status_code)
+                if response.status_code == 401:
+                    self.stats.add(endpoint, outcome)
+                    raise AuthError(
+                        f"the API refused the token (401) on {what}; check SOURCES__CERTIVERSE__API_TOKEN "
+                        "and that its user holds the PartnerManageVouchers function point"
+                    )
+                if response.status_code == 429 or response.status_code >= 500:
+                    problem = f"HTTP {response.status_code}"
+                    if response.status_code == 429:
+                        retry_after = _retry_after(response.headers.get("Retry-After"))
+                else:
+                    body = _json_or_missing(response) if response.status_code == 200 else None
+                    if body is not _MISSING:
+                        self.stats.add(endpoint, outcome)
+                        return response, body
+                    outcome, problem = "bad_body", "body is not valid JSON (truncated?)"
+            self.stats.add(endpoint, outcome)
+            if attempt == attempts:
+                break
+            delay = self._backoff(attempt, retry_after)
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, attempts - 1, delay)
+            if retry_after is not None:
+                self._pause_all(delay)
+            else:
+                self._sleep(delay)
+        raise ApiUnavailableError(f"{what}: giving up after {attempts} attempt(s); last problem: {problem}")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, 300.0)
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _pause_all(self, seconds: float) -> None:
+        """Hold every request of this client (all threads) for ``seconds``: a 429 is about all of us."""
+        with self._pause_lock:
+            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+        self._sleep(seconds)
+
+    def _wait_for_pause(self) -> None:
+        with self._pause_lock:
+            remaining = self._pause_until - time.monotonic()
+        if remaining > 0:
+            self._sleep(remaining)
+
+
+def _origin(parts: Any) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
+
+
+_MISSING = object()
+
+
+def _json_or_missing(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _MISSING
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:200]
+    if isinstance(body, Mapping):
+        return str(body.get("message") or body.get("error") or body)[:300]
+    return str(body)[:300]

@@ -1,0 +1,197 @@
+"""Which queries cover an endpoint, and how to narrow one the API refuses as too large.
+
+Purchases and vouchers cannot be listed without a filter, and no filter may match
+more than the API's cap. Partners and programs are listable, vouchers belong to
+purchases, and the voucher booleans are closed sets, so every plan here is built
+from values the API itself listed: a partition is never guessed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any, Iterable, Iterator, Sequence
+
+from .client import CertiverseClient, Query
+from .reader import no_split, read_all
+
+log = logging.getLogger(__name__)
+
+# Statuses the reference says carry no vouchers; anything else (including values
+# never seen before) is assumed to possibly have some.
+CHECKOUT_STATUSES = frozenset({"CheckoutCancelled", "CheckoutExpired", "CheckoutFailed", "CheckoutInProgress"})
+
+
+class Catalog:
+    """Partners, programs and purchases of one run, each read once and shared.
+
+    The purchase and voucher plans need the full lists of partners, programs and
+    purchases; reading them once serves both the plans and the resources.
+    """
+
+    def __init__(self, client: CertiverseClient, *, workers: int = 4, record_cap: int = 10_000) -> None:
+        self.client = client
+        self.workers = workers
+        self.record_cap = record_cap
+        self._lock = threading.Lock()
+        self._cache: dict[str, list[dict[str, Any]]] = {}
+
+    def partners(self) -> list[dict[str, Any]]:
+        return self._cached("partners", lambda: self._read([Query("partners")], split_partners))
+
+    def programs(self) -> list[dict[str, Any]]:
+        return self._cached("programs", lambda: self._read([Query("programs")], no_split))
+
+    def purchases(self) -> list[dict[str, Any]]:
+        return self._cached("purchases", self._read_purchases)
+
+    def _cached(self, name: str, load: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = load()
+            return self._cache[name]
+
+    def _read(self, roots: Iterable[Query], split: Any, seen: set | None = None) -> list[dict[str, Any]]:
+        return [r for page in read_all(self.client, roots, split, workers=self.workers, seen=seen) for r in page]
+
+    def _read_purchases(self) -> list[dict[str, Any]]:
+        programs = [p["name"] for p in self.programs()]
+        partners = [p["name"] for p in self.partners()]
+        # Partition on the dimension with fewer values: fewer half-empty last pages.
+        by, names, other, other_names = ("programName", programs, "partnerName", partners)
+        if len(partners) < len(programs):
+            by, names, other, other_names = ("partnerName", partners, "programName", programs)
+        split = PurchaseSplit(by, other, other_names)
+        seen: set = set()
+        first, second = split_by_containment(names)
+        records = self._read([Query.of("purchases", **{by: n}) for n in first], split, seen)
+        # A name filter that matched partially covered every record of the longer names it returned.
+        covered = {str(r.get(by, "")).casefold() for r in records}
+        rest = [n for n in second if n.casefold() not in covered]
+        log.info("purchases: %d %s queries, %d more for names not covered by partial matches",
+                 len(first), by, len(rest))
+        return records + self._read([Query.of("purchases", **{by: n}) for n in rest], split, seen)
+
+
+def split_by_containment(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Names that contain no other name, and names that contain one (maybe covered by a partial match)."""
+    unique = sorted(set(names), key=len)
+    folded = [n.casefold() for n in unique]
+    first, second = [], []
+    for i, name in enumerate(unique):
+        inside = any(folded[j] in folded[i] for j in range(i) if folded[j] != folded[i])
+        (second if inside else first).append(name)
+    return first, second
+
+
+def split_partners(query: Query) -> list[Query] | None:
+    """Partners over the cap: by their three documented states, which cover every partner."""
+    if "status" in query.params:
+        return None
+    return [query.narrowed(status=s) for s in ("Active", "Archived", "Inactive")]
+
+
+class PurchaseSplit:
+    """Purchases of one program (or partner) over the cap: add the other name filter.
+
+    Program × partner covers every purchase. Below that only ``status`` is left,
+    and the status list is open (values the API refuses as a filter exist), so a
+    split there could lose records: the reader fails loudly instead.
+    """
+
+    def __init__(self, first: str, second: str, second_values: Sequence[str]) -> None:
+        self.first, self.second, self.values = first, second, list(second_values)
+
+    def __call__(self, query: Query) -> list[Query] | None:
+        if self.second in query.params:
+            return None
+        return [query.narrowed(**{self.second: v}) for v in self.values]
+
+
+def expected_vouchers(purchase: dict[str, Any]) -> int | None:
+    """How many vouchers a purchase should have, or None when its status does not say."""
+    status = purchase.get("status")
+    if status == "Complete":
+        return int(purchase.get("quantity") or 0)
+    if status in CHECKOUT_STATUSES and not purchase.get("quantityUsed") and not purchase.get("quantityRemaining"):
+        return 0
+    return None
+
+
+class VoucherPlan:
+    """Reads every voucher with as few requests as the API allows.
+
+    Starts from ``isUsed`` (two queries that cover everything); a slice over the cap
+    splits by ``isActive`` (still covering), then by ``storeExamCode`` over every
+    exam the programs list, which misses vouchers not linked to an exam. When that
+    happens, a completion pass compares, per purchase, the vouchers seen with the
+    purchase's own count and lists the purchases that are short one by one.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.incomplete = False
+        purchases = catalog.purchases()
+        exams_by_program: dict[str, list[str]] = {}
+        for program in catalog.programs():
+            codes = [e["code"] for e in program.get("storeExams") or [] if e.get("code")]
+            exams_by_program[program.get("name", "")] = codes
+        self.exams = sorted({c for codes in exams_by_program.values() for c in codes})
+        self.purchases_by_exam: dict[str, list[str]] = {e: [] for e in self.exams}
+        for p in purchases:
+            if expected_vouchers(p) == 0:
+                continue
+            codes = exams_by_program.get(p.get("programName", ""))
+            for exam in self.exams if codes is None else codes:
+                self.purchases_by_exam[exam].append(p["voucherPurchaseCode"])
+        used = sum(int(p.get("quantityUsed") or 0) for p in purchases)
+        unused = sum(int(p.get("quantityRemaining") or 0) for p in purchases)
+        self.estimates = {"true": used, "false": unused}
+
+    def roots(self) -> list[Query]:
+        """The two ``isUsed`` slices, pre-split where the purchases' counters say they are over the cap."""
+        roots: list[Query] = []
+        for flag, estimate in self.estimates.items():
+            q = Query.of("vouchers", isUsed=flag)
+            roots.extend(self.split(q) if estimate > self.catalog.record_cap else [q])
+        return roots
+
+    def split(self, query: Query) -> list[Query] | None:
+        params = query.params
+        if "purchaseCode" in params:
+            # One purchase over the cap: its closed boolean slices are all that is left.
+            for flag in ("isUsed", "isActive"):
+                if flag not in params:
+                    return [query.narrowed(**{flag: True}), query.narrowed(**{flag: False})]
+            return None
+        if "isActive" not in params:
+            return [query.narrowed(isActive=True), query.narrowed(isActive=False)]
+        if "storeExamCode" not in params:
+            self.incomplete = True
+            return [query.narrowed(storeExamCode=e) for e in self.exams]
+        return [query.narrowed(purchaseCode=c) for c in self.purchases_by_exam.get(params["storeExamCode"], [])]
+
+    def completion(self, seen_per_purchase: Counter[str]) -> list[Query]:
+        """Purchases whose vouchers the exam slices may have missed."""
+        if not self.incomplete:
+            return []
+        queries = []
+        for p in self.catalog.purchases():
+            expected = expected_vouchers(p)
+            if expected is None or seen_per_purchase[p["voucherPurchaseCode"]] < expected:
+                queries.append(Query.of("vouchers", purchaseCode=p["voucherPurchaseCode"]))
+        return queries
+
+    def read(self, workers: int) -> Iterator[list[dict[str, Any]]]:
+        """Yield every voucher once, page by page."""
+        client = self.catalog.client
+        seen: set = set()
+        per_purchase: Counter[str] = Counter()
+        for page in read_all(client, self.roots(), self.split, workers=workers, seen=seen):
+            per_purchase.update(v.get("voucherPurchaseCode") for v in page)
+            yield page
+        extra = self.completion(per_purchase)
+        if extra:
+            log.info("vouchers: %d purchases hold vouchers no exam slice reached; listing them", len(extra))
+            yield from read_all(client, extra, self.split, workers=workers, seen=seen)
