@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import dlt
 from dlt.common.pipeline import LoadInfo
 
 from sources.certiverse import RequestStats, certiverse_source
+
+from .snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +68,42 @@ def make_pipeline(
     )
 
 
+class PipelineBusyError(RuntimeError):
+    """Another run holds this pipeline."""
+
+
+@contextmanager
+def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Hold the pipeline's lock file; a second run at once refuses instead of corrupting state."""
+    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
+    path = os.path.join(pipeline.pipelines_dir, f"{pipeline.pipeline_name}.lock")
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineBusyError(
+                f"pipeline '{pipeline.pipeline_name}' is already running (lock {path}); try again when it ends"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_load(
     pipeline: dlt.Pipeline,
     *,
     base_url: str | None = None,
     api_token: str | None = None,
+    full_refresh: bool = False,
     source_options: dict[str, Any] | None = None,
 ) -> LoadResult:
-    """Extract every resource and load it; base_url/api_token None means dlt's config."""
+    """Finish what an earlier run left pending, then extract and load what can have changed.
+
+    The first run, and ``full_refresh``, read everything; later runs read the
+    nightly plan against what the warehouse holds. base_url/api_token None means
+    dlt's config.
+    """
     stats = RequestStats()
     options = dict(source_options or {})
     if base_url:
@@ -78,9 +111,15 @@ def run_load(
     if api_token:
         options["api_token"] = api_token
     started = time.monotonic()
-    source = certiverse_source(stats=stats, **options)
-    destination_type = pipeline.destination.destination_name
-    info = pipeline.run(source, loader_file_format=FILE_FORMATS.get(destination_type))
+    file_format = FILE_FORMATS.get(pipeline.destination.destination_name)
+    with exclusive(pipeline):
+        if pipeline.has_pending_data:
+            # run() with pending packages only loads them and returns without extracting.
+            log.warning("finishing the load an earlier run left pending")
+            pipeline.run(loader_file_format=file_format)
+        previous = None if full_refresh else read_snapshot(pipeline)
+        source = certiverse_source(stats=stats, full_refresh=full_refresh, previous=previous, **options)
+        info = pipeline.run(source, loader_file_format=file_format)
     seconds = time.monotonic() - started
     return LoadResult(info=info, stats=stats, seconds=seconds, rows=table_counts(pipeline))
 

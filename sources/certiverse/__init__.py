@@ -30,6 +30,7 @@ from .client import (
     RequestStats,
     TooManyRecordsError,
 )
+from .nightly import NightlyPlan, Snapshot
 from .plans import Catalog, VoucherPlan
 from .reader import CapExceededError
 
@@ -45,9 +46,24 @@ __all__ = [
     "ApiUnavailableError",
     "Query",
     "RequestStats",
+    "Snapshot",
 ]
 
 _TIMESTAMP = {"data_type": "timestamp", "timezone": True}
+
+
+def _columns(**types: str) -> dict[str, dict[str, Any]]:
+    """Column hints for every documented field, so that the tables always have them.
+
+    Nullable fields are omitted by the API rather than sent as null: without
+    hints a column appears only once some record carries it, and SQL written
+    against it would break on a tenant that has none yet.
+    """
+    hints: dict[str, dict[str, Any]] = {}
+    for name, data_type in types.items():
+        hints[name] = dict(_TIMESTAMP) if data_type == "timestamp" else {"data_type": data_type}
+        hints[name]["nullable"] = name != "id"
+    return hints
 
 
 @dlt.source(name="certiverse")
@@ -58,6 +74,9 @@ def certiverse_source(
     record_cap: int = 10_000,
     timeout: float = 30.0,
     max_attempts: int = 6,
+    recheck_nights: int = 7,
+    full_refresh: bool = False,
+    previous: Snapshot | None = None,
     stats: RequestStats | None = None,
 ) -> Sequence[DltResource]:
     """Partners, programs, purchases and vouchers of one Certiverse tenant.
@@ -70,6 +89,11 @@ def certiverse_source(
             queries expected to exceed it are split before they are sent.
         timeout: seconds per request.
         max_attempts: tries per request on 5xx, 429, timeouts and broken bodies.
+        recheck_nights: nightly runs re-read every settled voucher at least once
+            in this many nights.
+        full_refresh: read every voucher, not only what can have changed.
+        previous: what the warehouse held after the last load; None (or
+            ``full_refresh``) reads everything.
         stats: request counters to fill (the CLI prints them).
     """
     client = CertiverseClient(base_url, api_token, timeout=timeout, max_attempts=max_attempts)
@@ -80,7 +104,7 @@ def certiverse_source(
         partners(catalog),
         programs(catalog),
         purchases(catalog),
-        vouchers(catalog),
+        vouchers(catalog, None if full_refresh else previous, recheck_nights),
     )
 
 
@@ -100,7 +124,12 @@ def programs(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     name="purchases",
     primary_key="id",
     write_disposition="merge",
-    columns={"purchase_date_utc": _TIMESTAMP, "amount_paid": {"data_type": "decimal"}},
+    columns=_columns(
+        id="text", voucher_purchase_code="text", partner_name="text", program_name="text",
+        purchase_date_utc="timestamp", purchased_by_first_name="text", purchased_by_last_name="text",
+        quantity="bigint", quantity_used="bigint", quantity_remaining="bigint", status="text",
+        amount_paid="decimal", is_archived="bool", notes="text",
+    ),
 )
 def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every purchase of every partner and program, in any status."""
@@ -109,14 +138,30 @@ def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
 
 @dlt.resource(
     name="vouchers",
-    primary_key="id",
-    write_disposition="merge",
-    columns={
-        "expiration_date_utc": _TIMESTAMP,
-        "assigned_date_utc": _TIMESTAMP,
-        "used_by__used_date_utc": _TIMESTAMP,
-    },
+    # scd2 keeps each voucher's earlier versions with their validity; merge_key
+    # scopes retirement to the vouchers this run read, so partial nightly reads
+    # retire nothing they did not see.
+    write_disposition={"disposition": "merge", "strategy": "scd2"},
+    merge_key="id",
+    columns=_columns(
+        id="text", voucher_code="text", voucher_purchase_code="text", expiration_date_utc="timestamp",
+        is_active="bool", is_used="bool", assigned_date_utc="timestamp", recipient_email="text",
+        reservation_code="text", reservation_status="text", store_exam_code="text",
+        used_by__client_candidate_id="text", used_by__first_name="text", used_by__last_name="text",
+        used_by__person_id="text", used_by__used_date_utc="timestamp",
+    ),
 )
-def vouchers(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
-    """Every voucher, read through the cheapest plan that covers them all."""
-    yield from VoucherPlan(catalog).read(catalog.workers)
+def vouchers(catalog: Catalog, previous: Snapshot | None = None, recheck_nights: int = 7) -> Iterator[list[dict[str, Any]]]:
+    """Every voucher (first run, full refresh) or what can have changed since the last run."""
+    state = dlt.current.resource_state()
+    if previous is None:
+        yield from VoucherPlan(catalog).read(catalog.workers)
+        state["night"] = 0
+        state["mode"] = "full"
+        return
+    night = int(state.get("night", 0))
+    plan = NightlyPlan(catalog, previous, night, recheck_nights)
+    yield from plan.read(catalog.workers)
+    state["night"] = night + 1
+    state["mode"] = "nightly"
+    state["last_nightly"] = plan.counts

@@ -156,6 +156,8 @@ class CertiverseClient:
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(base)
         self.stats = RequestStats()
+        # Not documented: learned from the longest page that had a next page.
+        self.page_size: int | None = None
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -199,6 +201,8 @@ class CertiverseClient:
             next_link = body.get("nextLink")
             if not next_link:
                 return
+            if len(data) > (self.page_size or 0):
+                self.page_size = len(data)
             url, params, page = self._follow(query, next_link, seen_pages)
 
     def _follow(self, query: Query, next_link: str, seen: set[tuple]) -> tuple[str, dict[str, str], int]:

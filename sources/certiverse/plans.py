@@ -34,7 +34,7 @@ class Catalog:
         self.client = client
         self.workers = workers
         self.record_cap = record_cap
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._cache: dict[str, list[dict[str, Any]]] = {}
 
     def partners(self) -> list[dict[str, Any]]:

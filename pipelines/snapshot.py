@@ -1,0 +1,48 @@
+"""Read what the warehouse holds, for the nightly plan of the source."""
+
+from __future__ import annotations
+
+import logging
+
+import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+from sources.certiverse import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
+    """The current vouchers and purchases of the destination, or None if there are none yet."""
+    schema = pipeline.default_schema if pipeline.default_schema_name else None
+    if schema is None or "vouchers" not in schema.tables or "purchases" not in schema.tables:
+        return None
+    voucher_columns = schema.get_table_columns("vouchers")
+    # A tenant where no voucher ever had an exam has no such column.
+    linked = "store_exam_code is not null" if "store_exam_code" in voucher_columns else "false"
+    snapshot = Snapshot()
+    try:
+        with pipeline.sql_client() as client:
+            vouchers = client.make_qualified_table_name("vouchers")
+            purchases = client.make_qualified_table_name("purchases")
+            current = "_dlt_valid_to is null"
+            for vid, code, purchase, is_linked in client.execute_sql(
+                f"select id, voucher_code, voucher_purchase_code, {linked} from {vouchers} "
+                f"where {current} and not is_used and is_active"
+            ):
+                snapshot.live[vid] = (code, purchase, bool(is_linked))
+            for (purchase,) in client.execute_sql(
+                f"select distinct voucher_purchase_code from {vouchers} "
+                f"where {current} and not ({linked}) and (is_used or not is_active)"
+            ):
+                snapshot.unlinked_settled.add(purchase)
+            for code, status, quantity in client.execute_sql(
+                f"select voucher_purchase_code, status, quantity from {purchases}"
+            ):
+                snapshot.purchases[code] = (status, int(quantity or 0))
+    except DatabaseUndefinedRelation:
+        log.info("no loaded tables yet: reading everything")
+        return None
+    if not snapshot.purchases:
+        return None
+    return snapshot

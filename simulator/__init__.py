@@ -1,0 +1,12 @@
+"""A fake of the Certiverse Voucher Partner API for the demo, tests and benchmarks.
+
+``Tenant`` holds the data and its clock, ``SimulatorApp`` answers HTTP
+requests about it (in process through ``app.transport()``), and ``serve`` /
+``run_forever`` put it on a real loopback socket.
+"""
+
+from simulator.app import SimulatorApp
+from simulator.data import SIZES, Tenant, ValidationError
+from simulator.server import run_forever, serve
+
+__all__ = ["SIZES", "SimulatorApp", "Tenant", "ValidationError", "run_forever", "serve"]
