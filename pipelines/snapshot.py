@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.certiverse import Snapshot
+from sources.certiverse import LiveVoucher, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -19,18 +20,21 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
         return None
     voucher_columns = schema.get_table_columns("vouchers")
     # A tenant where no voucher ever had an exam has no such column.
-    linked = "store_exam_code is not null" if "store_exam_code" in voucher_columns else "false"
+    has_exam = "store_exam_code" in voucher_columns
+    exam = "store_exam_code" if has_exam else "cast(null as varchar)"
+    linked = "store_exam_code is not null" if has_exam else "false"
     snapshot = Snapshot()
     try:
         with pipeline.sql_client() as client:
             vouchers = client.make_qualified_table_name("vouchers")
             purchases = client.make_qualified_table_name("purchases")
             current = "_dlt_valid_to is null"
-            for vid, code, purchase, is_linked in client.execute_sql(
-                f"select id, voucher_code, voucher_purchase_code, {linked} from {vouchers} "
+            for vid, code, purchase, exam, expires_at in client.execute_sql(
+                f"select id, voucher_code, voucher_purchase_code, {exam}, expiration_date_utc from {vouchers} "
                 f"where {current} and not is_used and is_active"
             ):
-                snapshot.live[vid] = (code, purchase, bool(is_linked))
+                snapshot.live[vid] = LiveVoucher(code, purchase, exam, _utc(expires_at))
+            snapshot.vouchers = client.execute_sql(f"select count(*) from {vouchers} where {current}")[0][0]
             for (purchase,) in client.execute_sql(
                 f"select distinct voucher_purchase_code from {vouchers} "
                 f"where {current} and not ({linked}) and (is_used or not is_active)"
@@ -46,3 +50,9 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
     if not snapshot.purchases:
         return None
     return snapshot
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)

@@ -14,6 +14,9 @@ or ``SOURCES__CERTIVERSE__BASE_URL`` / ``SOURCES__CERTIVERSE__API_TOKEN``.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import math
 from typing import Any, Iterator, Sequence
 
 import dlt
@@ -30,7 +33,7 @@ from .client import (
     RequestStats,
     TooManyRecordsError,
 )
-from .nightly import NightlyPlan, Snapshot
+from .nightly import LiveVoucher, NightlyPlan, Snapshot
 from .plans import Catalog, VoucherPlan
 from .reader import CapExceededError
 
@@ -47,7 +50,10 @@ __all__ = [
     "Query",
     "RequestStats",
     "Snapshot",
+    "LiveVoucher",
 ]
+
+log = logging.getLogger(__name__)
 
 _TIMESTAMP = {"data_type": "timestamp", "timezone": True}
 
@@ -77,6 +83,7 @@ def certiverse_source(
     recheck_nights: int = 7,
     full_refresh: bool = False,
     previous: Snapshot | None = None,
+    as_of: dt.datetime | None = None,
     stats: RequestStats | None = None,
 ) -> Sequence[DltResource]:
     """Partners, programs, purchases and vouchers of one Certiverse tenant.
@@ -94,6 +101,8 @@ def certiverse_source(
         full_refresh: read every voucher, not only what can have changed.
         previous: what the warehouse held after the last load; None (or
             ``full_refresh``) reads everything.
+        as_of: the API's "now", to tell open vouchers from expired ones (default:
+            the wall clock; the simulator has a clock of its own).
         stats: request counters to fill (the CLI prints them).
     """
     client = CertiverseClient(base_url, api_token, timeout=timeout, max_attempts=max_attempts)
@@ -104,7 +113,7 @@ def certiverse_source(
         partners(catalog),
         programs(catalog),
         purchases(catalog),
-        vouchers(catalog, None if full_refresh else previous, recheck_nights),
+        vouchers(catalog, None if full_refresh else previous, recheck_nights, as_of),
     )
 
 
@@ -151,17 +160,22 @@ def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
         used_by__person_id="text", used_by__used_date_utc="timestamp",
     ),
 )
-def vouchers(catalog: Catalog, previous: Snapshot | None = None, recheck_nights: int = 7) -> Iterator[list[dict[str, Any]]]:
+def vouchers(
+    catalog: Catalog, previous: Snapshot | None = None, recheck_nights: int = 7, as_of: dt.datetime | None = None
+) -> Iterator[list[dict[str, Any]]]:
     """Every voucher (first run, full refresh) or what can have changed since the last run."""
     state = dlt.current.resource_state()
-    if previous is None:
-        yield from VoucherPlan(catalog).read(catalog.workers)
-        state["night"] = 0
-        state["mode"] = "full"
-        return
     night = int(state.get("night", 0))
-    plan = NightlyPlan(catalog, previous, night, recheck_nights)
+    now = as_of or dt.datetime.now(dt.timezone.utc)
+    plan = NightlyPlan(catalog, previous, night, recheck_nights, now) if previous is not None else None
+    full_cost = math.ceil(previous.vouchers / plan.page) if plan and previous else 0
+    if plan is None or plan.estimated_requests >= full_cost:
+        if plan is not None:
+            log.info("vouchers: tonight's plan (~%d requests) costs no less than a full read; reading everything",
+                     plan.estimated_requests)
+        yield from VoucherPlan(catalog).read(catalog.workers)
+        # A full read re-checks everything: the rolling re-check starts over.
+        state.update(night=0, mode="full", last_full_at=now.isoformat())
+        return
     yield from plan.read(catalog.workers)
-    state["night"] = night + 1
-    state["mode"] = "nightly"
-    state["last_nightly"] = plan.counts
+    state.update(night=night + 1, mode="nightly", last_nightly=plan.counts)
