@@ -87,6 +87,8 @@ class SimulatorApp:
             raise ValueError(f"nextlink_last must be one of {NEXTLINK_STYLES + ('mixed',)}, not {nextlink_last!r}")
         self.tenant = tenant
         self.token, self.page_size, self.cap, self.cap_mode = token, page_size, cap, cap_mode
+        # Tests only: a lower cap for one resource, so that every partition level can be made to bite.
+        self.endpoint_caps: dict[str, int] = {}
         self.nextlink_last, self.shuffle_params = nextlink_last, shuffle_params
         self.fault_rate_500, self.fault_rate_429, self.retry_after = fault_rate_500, fault_rate_429, retry_after
         self.fault_rate_truncate, self.latency_ms, self.seed = fault_rate_truncate, latency_ms, seed
@@ -185,9 +187,10 @@ class SimulatorApp:
             matches = self._matches(endpoint, path, filters)
             start = (page - 1) * self.page_size
             total = len(matches)
-            if total > self.cap and (self.cap_mode == "first" or start >= self.cap):
+            cap = self.endpoint_caps.get(endpoint.resource, self.cap)
+            if total > cap and (self.cap_mode == "first" or start >= cap):
                 return _error(422, "too_many_records",
-                              f"The query matches more than {self.cap:,} records; narrow the filters")
+                              f"The query matches more than {cap:,} records; narrow the filters")
             serialize = tenant.record_function(endpoint.resource)
             data = [serialize(i) for i in matches[start:start + self.page_size]]
         payload: dict[str, Any] = {"data": data}

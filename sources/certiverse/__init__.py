@@ -80,6 +80,7 @@ def certiverse_source(
     record_cap: int = 10_000,
     timeout: float = 30.0,
     max_attempts: int = 6,
+    retry_backoff: float = 0.5,
     recheck_nights: int = 7,
     full_refresh: bool = False,
     previous: Snapshot | None = None,
@@ -96,6 +97,7 @@ def certiverse_source(
             queries expected to exceed it are split before they are sent.
         timeout: seconds per request.
         max_attempts: tries per request on 5xx, 429, timeouts and broken bodies.
+        retry_backoff: seconds before the first retry; doubles each time, with jitter.
         recheck_nights: nightly runs re-read every settled voucher at least once
             in this many nights.
         full_refresh: read every voucher, not only what can have changed.
@@ -105,7 +107,9 @@ def certiverse_source(
             the wall clock; the simulator has a clock of its own).
         stats: request counters to fill (the CLI prints them).
     """
-    client = CertiverseClient(base_url, api_token, timeout=timeout, max_attempts=max_attempts)
+    client = CertiverseClient(
+        base_url, api_token, timeout=timeout, max_attempts=max_attempts, backoff_base=retry_backoff
+    )
     if stats is not None:
         client.stats = stats
     catalog = Catalog(client, workers=workers, record_cap=record_cap)

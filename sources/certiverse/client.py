@@ -131,6 +131,10 @@ class CertiverseClient:
     Retries 5xx, 429 (honouring ``Retry-After``, pausing every thread of this client
     so a rate limit slows everything down), timeouts, connection errors and bodies
     that are not valid JSON, with exponential backoff and jitter.
+
+    ``max_requests_per_second`` (default: no limit) spaces the requests of every
+    thread of this client, retries included, at least ``1/max_requests_per_second``
+    seconds apart. ``sleep`` and ``clock`` exist so tests can check the schedule.
     """
 
     def __init__(
@@ -145,6 +149,8 @@ class CertiverseClient:
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_requests_per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not base_url:
             raise CertiverseError("no base URL: set [sources.certiverse] base_url or SOURCES__CERTIVERSE__BASE_URL")
@@ -153,6 +159,8 @@ class CertiverseClient:
         base = urlsplit(base_url.rstrip("/"))
         if base.scheme not in ("http", "https") or not base.hostname:
             raise CertiverseError(f"base URL must be http(s)://host[:port], got {base_url!r}")
+        if max_requests_per_second is not None and max_requests_per_second <= 0:
+            raise CertiverseError(f"max_requests_per_second must be positive, got {max_requests_per_second!r}")
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(base)
         self.stats = RequestStats()
@@ -162,8 +170,12 @@ class CertiverseClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._sleep = sleep
+        self._clock = clock
+        # One lock for both: a request's turn depends on the 429 pause and on the rate's next free slot.
         self._pause_lock = threading.Lock()
         self._pause_until = 0.0
+        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        self._next_slot = 0.0
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {api_token}", "Accept": "application/json"},
             timeout=timeout,
@@ -263,7 +275,7 @@ class CertiverseClient:
         attempts = self.max_attempts if retry else 1
         problem = ""
         for attempt in range(1, attempts + 1):
-            self._wait_for_pause()
+            self._wait_turn()
             retry_after: float | None = None
             try:
                 response = self._http.request(method, url, **kwargs)
@@ -307,14 +319,29 @@ class CertiverseClient:
     def _pause_all(self, seconds: float) -> None:
         """Hold every request of this client (all threads) for ``seconds``: a 429 is about all of us."""
         with self._pause_lock:
-            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+            self._pause_until = max(self._pause_until, self._clock() + seconds)
         self._sleep(seconds)
 
-    def _wait_for_pause(self) -> None:
-        with self._pause_lock:
-            remaining = self._pause_until - time.monotonic()
-        if remaining > 0:
-            self._sleep(remaining)
+    def _wait_turn(self) -> None:
+        """Wait out a 429 pause, then (when rate-limited) until this request's slot comes.
+
+        Slots are handed out in order under the lock, each ``_interval`` after the
+        last, so threads share one rate and nobody bursts when a pause ends.
+        """
+        while True:
+            with self._pause_lock:
+                now = self._clock()
+                paused_until = self._pause_until
+                start = max(now, paused_until)
+                if self._interval:
+                    start = max(start, self._next_slot)
+                    self._next_slot = start + self._interval
+            if start > now:
+                self._sleep(start - now)
+            with self._pause_lock:
+                if self._pause_until <= paused_until:
+                    return
+            # A 429 paused every thread while this one waited for its slot: take a new one after the pause.
 
 
 def _origin(parts: Any) -> tuple[str, str, int | None]:

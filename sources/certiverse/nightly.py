@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from .client import Query
 from .plans import Catalog, VoucherPlan
-from .reader import read_all
+from .reader import SeenIds, read_all
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,9 @@ class NightlyPlan:
     def read(self, workers: int) -> Iterator[list[dict[str, Any]]]:
         """Yield tonight's vouchers once each, page by page."""
         client = self.catalog.client
-        seen: set = set()
+        seen = SeenIds()
         yield from read_all(client, self.queries, self.full.split, workers=workers, seen=seen)
-        left = sorted(self.watched - seen)
+        left = sorted(vid for vid in self.watched if vid not in seen)
         self.counts.update(left_open=len(left))
         if left:
             log.info("vouchers: %d open vouchers were used or deactivated since the last run; re-reading them",

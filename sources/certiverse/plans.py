@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any, Iterable, Iterator, Sequence
 
 from .client import CertiverseClient, Query
-from .reader import no_split, read_all
+from .reader import SeenIds, no_split, read_all
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Catalog:
                 self._cache[name] = load()
             return self._cache[name]
 
-    def _read(self, roots: Iterable[Query], split: Any, seen: set | None = None) -> list[dict[str, Any]]:
+    def _read(self, roots: Iterable[Query], split: Any, seen: SeenIds | None = None) -> list[dict[str, Any]]:
         return [r for page in read_all(self.client, roots, split, workers=self.workers, seen=seen) for r in page]
 
     def _read_purchases(self) -> list[dict[str, Any]]:
@@ -63,7 +63,7 @@ class Catalog:
         if len(partners) < len(programs):
             by, names, other, other_names = ("partnerName", partners, "programName", programs)
         split = PurchaseSplit(by, other, other_names)
-        seen: set = set()
+        seen = SeenIds()
         first, second = split_by_containment(names)
         records = self._read([Query.of("purchases", **{by: n}) for n in first], split, seen)
         # A name filter that matched partially covered every record of the longer names it returned.
@@ -186,7 +186,7 @@ class VoucherPlan:
     def read(self, workers: int) -> Iterator[list[dict[str, Any]]]:
         """Yield every voucher once, page by page."""
         client = self.catalog.client
-        seen: set = set()
+        seen = SeenIds()
         per_purchase: Counter[str] = Counter()
         for page in read_all(client, self.roots(), self.split, workers=workers, seen=seen):
             per_purchase.update(v.get("voucherPurchaseCode") for v in page)
