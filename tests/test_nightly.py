@@ -1,0 +1,114 @@
+"""Nightly runs: read what can have changed, end equal to the API, keep history, refuse concurrent runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipelines.load import PipelineBusyError, exclusive, make_pipeline, run_load
+from tests.helpers import RESOURCES, current_rows, differences
+
+# Below the small tenant's voucher slices, so the nightly plan has to split as it would on a big tenant.
+CAP = 400
+NIGHTS = 7
+# Small pages make the small tenant cost like a big one, where a nightly run beats a full read.
+PAGE = 20
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    return make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+
+
+def load(pipeline, app, url, tenant, **kwargs):
+    options = {"as_of": tenant.now(), "record_cap": CAP, "recheck_nights": NIGHTS}
+    return run_load(pipeline, base_url=url, api_token=app.token, source_options=options, **kwargs)
+
+
+def settled_ids(pipeline, as_of: dt.datetime) -> set[str]:
+    """Vouchers the warehouse holds as used, deactivated, or expired unused: allowed to lag a re-check."""
+    return {
+        vid for vid, row in current_rows(pipeline, "vouchers").items()
+        if row["is_used"] or not row["is_active"] or row["expiration_date_utc"] < as_of
+    }
+
+
+def lagging(pipeline, tenant) -> set[str]:
+    """Ids whose warehouse row differs from the API, asserting that other tables are exact."""
+    for resource in ("partners", "programs", "purchases"):
+        assert differences(pipeline, resource, tenant.records(resource)) == []
+    problems = differences(pipeline, "vouchers", tenant.records("vouchers"), limit=10_000)
+    assert not any("missing" in p or "not in the API" in p for p in problems), problems[:3]
+    return {p.split()[1] for p in problems}
+
+
+def test_nightly_run_after_one_day_equals_the_api_but_for_settled_vouchers(small_tenant, simulator, warehouse):
+    with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
+        first = load(warehouse, app, url, small_tenant)
+        settled = settled_ids(warehouse, small_tenant.now())
+        activity = small_tenant.advance_day()
+        nightly = load(warehouse, app, url, small_tenant)
+    assert activity["vouchers_used"] and activity["vouchers_created"] and activity["vouchers_deactivated"]
+    assert warehouse.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
+    assert lagging(warehouse, small_tenant) <= settled
+    assert nightly.stats.total("vouchers") < first.stats.total("vouchers")
+
+
+def test_seven_nights_stay_exact_and_settled_changes_arrive_within_the_rolling_window(
+    small_tenant, simulator, warehouse
+):
+    settled_moves = 0
+    lag_since: dict[str, int] = {}
+    with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
+        load(warehouse, app, url, small_tenant)
+        for night in range(1, NIGHTS + 1):
+            settled = settled_ids(warehouse, small_tenant.now())
+            settled_moves += small_tenant.advance_day()["vouchers_extended_settled"]
+            load(warehouse, app, url, small_tenant)
+            behind = lagging(warehouse, small_tenant)
+            assert behind <= settled, f"night {night}: open vouchers lag: {sorted(behind - settled)[:3]}"
+            lag_since = {vid: lag_since.get(vid, night) for vid in behind}
+            assert all(night - since < NIGHTS for since in lag_since.values()), lag_since
+    assert settled_moves > 0, "no expiry moved on a settled voucher: the rolling re-check went untested"
+    assert not [vid for vid, since in lag_since.items() if since == 1], "night-1 changes still lag after 7 nights"
+
+
+def test_full_refresh_reads_everything_and_ends_exact(small_tenant, simulator, warehouse):
+    with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
+        load(warehouse, app, url, small_tenant)
+        for _ in range(2):
+            small_tenant.advance_day()
+        result = load(warehouse, app, url, small_tenant, full_refresh=True)
+    assert warehouse.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "full"
+    assert result.stats.records["vouchers"] >= len(small_tenant.records("vouchers"))
+    for resource in RESOURCES:
+        assert differences(warehouse, resource, small_tenant.records(resource)) == []
+
+
+def test_changed_vouchers_keep_their_earlier_versions_with_validity(small_tenant, simulator, warehouse):
+    with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
+        load(warehouse, app, url, small_tenant)
+        before = {v["id"]: v for v in small_tenant.records("vouchers")}
+        small_tenant.advance_day()
+        load(warehouse, app, url, small_tenant)
+    used_today = [v["id"] for v in small_tenant.records("vouchers") if v["isUsed"] and v["id"] in before
+                  and not before[v["id"]]["isUsed"]]
+    assert used_today
+    with warehouse.sql_client() as client:
+        rows = client.execute_sql(
+            "select id, is_used, _dlt_valid_from, _dlt_valid_to from vouchers where id in ({}) "
+            "order by id, _dlt_valid_from".format(", ".join(f"'{i}'" for i in used_today))
+        )
+    versions: dict[str, list] = {}
+    for vid, is_used, valid_from, valid_to in rows:
+        versions.setdefault(vid, []).append((is_used, valid_from, valid_to))
+    for vid, history in versions.items():
+        assert [h[0] for h in history] == [False, True], vid
+        assert history[0][2] == history[1][1] and history[1][2] is None, vid
+
+
+def test_a_second_run_at_the_same_time_refuses_with_a_clear_message(small_tenant, simulator, warehouse):
+    with simulator(small_tenant) as (app, url), exclusive(warehouse):
+        with pytest.raises(PipelineBusyError, match="already running"):
+            load(warehouse, app, url, small_tenant)
