@@ -1,0 +1,72 @@
+"""The `certiverse` command as a user runs it: demo, load, exit codes, help."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pipelines.cli import EXIT_API, EXIT_AUTH, build_parser, main
+from simulator import Tenant
+from tests.helpers import RESOURCES
+
+
+def distinct_ids(duckdb_file: str, table: str) -> set[str]:
+    with duckdb.connect(duckdb_file, read_only=True) as con:
+        return {r[0] for r in con.execute(f"select distinct id from certiverse.{table}").fetchall()}
+
+
+def test_demo_loads_the_simulated_tenant_into_a_file_here_and_prints_a_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--size", "small"]) == 0
+    out = capsys.readouterr().out
+    tenant = Tenant.generate("small", seed=42)
+    for table in RESOURCES:
+        assert distinct_ids(str(tmp_path / "certiverse_demo.duckdb"), table) == {r["id"] for r in tenant.records(table)}
+    vouchers = len(tenant.records("vouchers"))
+    used = sum(1 for v in tenant.records("vouchers") if v["isUsed"])
+    assert f"Vouchers: {vouchers:,} in all; {used:,} used" in out
+    assert "API requests:" in out
+
+
+def test_load_takes_the_api_from_environment_variables(small_tenant_template, simulator, tmp_path, monkeypatch):
+    duckdb_file = str(tmp_path / "w.duckdb")
+    with simulator(small_tenant_template) as (app, url):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__BASE_URL", url)
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+        monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", duckdb_file)
+        assert main(["load", "--pipelines-dir", str(tmp_path / "p")]) == 0
+    for table in RESOURCES:
+        assert distinct_ids(duckdb_file, table) == {r["id"] for r in small_tenant_template.records(table)}
+
+
+def test_a_refused_token_exits_with_the_auth_code_and_never_prints_the_token(
+    small_tenant_template, simulator, tmp_path, monkeypatch, capsys
+):
+    wrong = "not-the-right-token-123"
+    with simulator(small_tenant_template) as (_, url):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", wrong)
+        code = main(["load", "--base-url", url, "--duckdb-file", str(tmp_path / "w.duckdb"),
+                     "--pipelines-dir", str(tmp_path / "p")])
+    captured = capsys.readouterr()
+    assert code == EXIT_AUTH
+    assert "refused the token" in captured.err
+    assert wrong not in captured.err + captured.out
+
+
+def test_an_unreachable_api_exits_with_the_api_code(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", "t")
+    monkeypatch.setenv("SOURCES__CERTIVERSE__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("SOURCES__CERTIVERSE__RETRY_BACKOFF", "0.01")
+    code = main(["load", "--base-url", "http://127.0.0.1:9", "--duckdb-file", str(tmp_path / "w.duckdb"),
+                 "--pipelines-dir", str(tmp_path / "p")])
+    assert code == EXIT_API
+    assert "giving up after 2 attempt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", sorted(build_parser()._subparsers._group_actions[0].choices))
+def test_help_explains_each_command(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: certiverse {command}" in text and len(text.splitlines()) > 4
