@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any, Iterable, Iterator, Sequence
 
 from .client import CertiverseClient, Query
@@ -104,7 +104,7 @@ class PurchaseSplit:
         self.first, self.second, self.values = first, second, list(second_values)
 
     def __call__(self, query: Query) -> list[Query] | None:
-        if self.second in query.params:
+        if self.second in query.params or not self.values:
             return None
         return [query.narrowed(**{self.second: v}) for v in self.values]
 
@@ -124,30 +124,47 @@ class VoucherPlan:
 
     Starts from ``isUsed`` (two queries that cover everything); a slice over the cap
     splits by ``isActive`` (still covering), then by ``storeExamCode`` over every
-    exam the programs list, which misses vouchers not linked to an exam. When that
-    happens, a completion pass compares, per purchase, the vouchers seen with the
-    purchase's own count and lists the purchases that are short one by one.
+    exam the programs list. A program whose exam slices would still exceed the cap
+    (judged from its purchases' counters, or learnt from a 422) is read purchase by
+    purchase instead, each purchase once and whole. Exam slices miss vouchers not
+    linked to an exam: a completion pass compares, per purchase, the vouchers seen
+    with the purchase's own count and lists the purchases that are short.
     """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.incomplete = False
+        cap = catalog.record_cap
         purchases = catalog.purchases()
         exams_by_program: dict[str, list[str]] = {}
         for program in catalog.programs():
             codes = [e["code"] for e in program.get("storeExams") or [] if e.get("code")]
             exams_by_program[program.get("name", "")] = codes
         self.exams = sorted({c for codes in exams_by_program.values() for c in codes})
-        self.purchases_by_exam: dict[str, list[str]] = {e: [] for e in self.exams}
+        self.programs_by_exam: dict[str, set[str]] = defaultdict(set)
+        for name, codes in exams_by_program.items():
+            for code in codes:
+                self.programs_by_exam[code].add(name)
+        self.purchases_by_program: dict[str, list[str]] = defaultdict(list)
+        used: Counter[str] = Counter()
+        unused: Counter[str] = Counter()
         for p in purchases:
             if expected_vouchers(p) == 0:
                 continue
-            codes = exams_by_program.get(p.get("programName", ""))
-            for exam in self.exams if codes is None else codes:
-                self.purchases_by_exam[exam].append(p["voucherPurchaseCode"])
-        used = sum(int(p.get("quantityUsed") or 0) for p in purchases)
-        unused = sum(int(p.get("quantityRemaining") or 0) for p in purchases)
-        self.estimates = {"true": used, "false": unused}
+            program = p.get("programName", "")
+            self.purchases_by_program[program].append(p["voucherPurchaseCode"])
+            used[program] += int(p.get("quantityUsed") or 0)
+            unused[program] += int(p.get("quantityRemaining") or 0)
+        # Programs read purchase by purchase: those whose exam slices would overflow the
+        # cap even if their vouchers spread evenly over their exams, and purchases of
+        # programs the program list does not know (no exam slice is sure to reach them).
+        self.whole_programs = {
+            name for name in self.purchases_by_program
+            if name not in exams_by_program
+            or max(used[name], unused[name]) > cap * max(len(exams_by_program[name]), 1)
+        }
+        self.whole_started: set[str] = set()
+        self.estimates = {"true": sum(used.values()), "false": sum(unused.values())}
 
     def roots(self) -> list[Query]:
         """The two ``isUsed`` slices, pre-split where the purchases' counters say they are over the cap."""
@@ -158,6 +175,7 @@ class VoucherPlan:
         return roots
 
     def split(self, query: Query) -> list[Query] | None:
+        """Narrower queries that together cover ``query`` (called when it is over the cap)."""
         params = query.params
         if "purchaseCode" in params:
             # One purchase over the cap: its closed boolean slices are all that is left.
@@ -169,8 +187,25 @@ class VoucherPlan:
             return [query.narrowed(isActive=True), query.narrowed(isActive=False)]
         if "storeExamCode" not in params:
             self.incomplete = True
-            return [query.narrowed(storeExamCode=e) for e in self.exams]
-        return [query.narrowed(purchaseCode=c) for c in self.purchases_by_exam.get(params["storeExamCode"], [])]
+            slices = [query.narrowed(storeExamCode=e) for e in self.exams
+                      if not self.programs_by_exam[e] <= self.whole_programs]
+            return slices + self._whole(self.whole_programs)
+        # An exam slice over the cap: its programs go purchase by purchase.
+        programs = self.programs_by_exam.get(params["storeExamCode"], set())
+        if not programs:
+            return None
+        self.whole_programs |= programs
+        return self._whole(programs)
+
+    def _whole(self, programs: Iterable[str]) -> list[Query]:
+        """Each purchase of these programs once, whole (all its vouchers, in every slice)."""
+        queries = []
+        for program in sorted(programs):
+            for code in self.purchases_by_program.get(program, []):
+                if code not in self.whole_started:
+                    self.whole_started.add(code)
+                    queries.append(Query.of("vouchers", purchaseCode=code))
+        return queries
 
     def completion(self, seen_per_purchase: Counter[str]) -> list[Query]:
         """Purchases whose vouchers the exam slices may have missed."""
@@ -179,6 +214,8 @@ class VoucherPlan:
         queries = []
         for p in self.catalog.purchases():
             expected = expected_vouchers(p)
+            if p["voucherPurchaseCode"] in self.whole_started:
+                continue
             if expected is None or seen_per_purchase[p["voucherPurchaseCode"]] < expected:
                 queries.append(Query.of("vouchers", purchaseCode=p["voucherPurchaseCode"]))
         return queries
@@ -192,6 +229,8 @@ class VoucherPlan:
             per_purchase.update(v.get("voucherPurchaseCode") for v in page)
             yield page
         extra = self.completion(per_purchase)
+        log.info("vouchers: %d programs read purchase by purchase (%d purchases); %d purchases to complete",
+                 len(self.whole_programs), len(self.whole_started), len(extra))
         if extra:
             log.info("vouchers: %d purchases hold vouchers no exam slice reached; listing them", len(extra))
             yield from read_all(client, extra, self.split, workers=workers, seen=seen)

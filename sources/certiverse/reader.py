@@ -21,6 +21,8 @@ from .client import CertiverseClient, CertiverseError, Query, TooManyRecordsErro
 
 log = logging.getLogger(__name__)
 
+# Narrower queries covering a refused one; [] when other queries already cover it,
+# None when it cannot be narrowed.
 Split = Callable[[Query], Sequence[Query] | None]
 
 
@@ -126,7 +128,7 @@ def read_all(
                 raise payload
             if kind == "split":
                 children = split(q)
-                if not children:
+                if children is None:
                     raise CapExceededError(
                         f"{q.describe()} matches more records than the API's cap and cannot be split "
                         "further; no records were skipped — the load stops here"
