@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -215,17 +214,38 @@ def _credentials(args: argparse.Namespace) -> Any:
     return None
 
 
-def cmd_load(args: argparse.Namespace) -> int:
-    from .load import make_pipeline, run_load
+def _load(args: argparse.Namespace, pipeline: Any, **kwargs: Any) -> Any:
+    """run_load with a progress line on stderr (always with --progress, else when stderr is a terminal)."""
+    from sources.certiverse import RequestStats
+
+    from .load import run_load
+    from .progress import Progress
+
+    stats = RequestStats()
+    if args.progress or sys.stderr.isatty():
+        with Progress(stats):
+            return run_load(pipeline, stats=stats, **kwargs)
+    return run_load(pipeline, stats=stats, **kwargs)
+
+
+def _report(
+    args: argparse.Namespace, result: Any, headlines: list[str] | None = None, timings: dict[str, float] | None = None
+) -> None:
     from .summary import as_json, format_summary
+
+    if getattr(args, "json", False):
+        print(json.dumps({**as_json(result, headlines), "transform_seconds": timings or {}}, indent=2))
+    else:
+        print(format_summary(result, headlines))
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from .load import make_pipeline
 
     pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
     options = {"workers": args.workers} if args.workers else {}
-    result = run_load(pipeline, base_url=args.base_url, full_refresh=args.full_refresh, source_options=options)
-    if args.json:
-        print(json.dumps(as_json(result), indent=2))
-    else:
-        print(format_summary(result.rows, result.stats.as_dict(), result.seconds))
+    result = _load(args, pipeline, base_url=args.base_url, full_refresh=args.full_refresh, source_options=options)
+    _report(args, result)
     return EXIT_OK
 
 
@@ -236,20 +256,27 @@ def cmd_transform(args: argparse.Namespace) -> int:
     pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
     timings = run_transforms(pipeline, args.as_of)
     print(format_timings(timings))
-    print("\n".join(headlines(pipeline)))
+    print("\n".join(headlines(pipeline, args.as_of)))
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    code = cmd_load(args)
-    return code if code != EXIT_OK else cmd_transform(args)
+    from .load import make_pipeline
+    from .transform import headlines, run_transforms
+
+    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
+    options = {"workers": args.workers} if args.workers else {}
+    result = _load(args, pipeline, base_url=args.base_url, full_refresh=args.full_refresh, source_options=options)
+    timings = run_transforms(pipeline, args.as_of)
+    _report(args, result, headlines(pipeline, args.as_of), timings=timings)
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from simulator import SimulatorApp, Tenant, serve
 
-    from .load import make_pipeline, run_load
-    from .summary import format_summary, voucher_figures
+    from .load import make_pipeline
+    from .transform import headlines, run_transforms
 
     print(f"Generating the '{args.size}' simulated tenant (seed {args.seed})...")
     tenant = Tenant.generate(args.size, seed=args.seed)
@@ -263,10 +290,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=pipelines_dir, pipeline_name="certiverse_demo")
     with serve(app) as base_url:
         print(f"Simulator serving on {base_url}; loading into {duckdb_file} ...")
-        result = run_load(pipeline, base_url=base_url, api_token=app.token)
-    as_of = dt.datetime.combine(tenant.today, dt.time.max, tzinfo=dt.timezone.utc)
-    print(format_summary(result.rows, result.stats.as_dict(), result.seconds, voucher_figures(pipeline, as_of)))
-    print(f"Query it: duckdb {duckdb_file} -c 'select * from certiverse.vouchers limit 5'")
+        result = _load(args, pipeline, base_url=base_url, api_token=app.token,
+                       source_options={"as_of": tenant.now()})
+    # The simulated tenant lives on its own clock: judge expiry on its today, not the wall clock's.
+    run_transforms(pipeline, tenant.today)
+    _report(args, result, headlines(pipeline, tenant.today))
+    print(f"Marts built: voucher_utilization, voucher_expiry, partner/program utilization, expiry_calendar "
+          f"(see docs/marts.md). Query them:\n"
+          f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{duckdb_file.name}')"
+          f".sql('select * from certiverse.program_utilization'))\"")
     return EXIT_OK
 
 

@@ -34,6 +34,8 @@ class LoadResult:
     stats: RequestStats
     seconds: float
     rows: dict[str, int] = field(default_factory=dict)
+    extracted: dict[str, int] = field(default_factory=dict)  # rows this run read, per table
+    written: dict[str, int] = field(default_factory=dict)  # rows this run added (new or changed), root tables
 
 
 def make_destination(destination: str = "duckdb", credentials: Any = None) -> Any:
@@ -97,14 +99,15 @@ def run_load(
     api_token: str | None = None,
     full_refresh: bool = False,
     source_options: dict[str, Any] | None = None,
+    stats: RequestStats | None = None,
 ) -> LoadResult:
     """Finish what an earlier run left pending, then extract and load what can have changed.
 
     The first run, and ``full_refresh``, read everything; later runs read the
     nightly plan against what the warehouse holds. base_url/api_token None means
-    dlt's config.
+    dlt's config. ``stats`` lets a caller watch requests while the run goes on.
     """
-    stats = RequestStats()
+    stats = stats or RequestStats()
     options = dict(source_options or {})
     if base_url:
         options["base_url"] = base_url
@@ -121,7 +124,15 @@ def run_load(
         source = certiverse_source(stats=stats, full_refresh=full_refresh, previous=previous, **options)
         info = pipeline.run(source, loader_file_format=file_format)
     seconds = time.monotonic() - started
-    return LoadResult(info=info, stats=stats, seconds=seconds, rows=table_counts(pipeline))
+    extracted = dict(pipeline.last_trace.last_normalize_info.row_counts) if pipeline.last_trace else {}
+    return LoadResult(
+        info=info,
+        stats=stats,
+        seconds=seconds,
+        rows=table_counts(pipeline),
+        extracted={t: n for t, n in extracted.items() if not t.startswith("_dlt")},
+        written=rows_written(pipeline, info.loads_ids if info else []),
+    )
 
 
 def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -134,3 +145,20 @@ def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
                 qualified = client.make_qualified_table_name(name)
                 counts[name] = client.execute_sql(f"select count(*) from {qualified}")[0][0]
     return counts
+
+
+def rows_written(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]:
+    """Rows the given loads wrote to each root table: all read rows for merged tables, only new
+    or changed versions for the vouchers history."""
+    if not load_ids:
+        return {}
+    written: dict[str, int] = {}
+    placeholders = ", ".join(["%s"] * len(load_ids))
+    with pipeline.sql_client() as client:
+        for name in RESOURCES:
+            if name in pipeline.default_schema.tables:
+                qualified = client.make_qualified_table_name(name)
+                written[name] = client.execute_sql(
+                    f"select count(*) from {qualified} where _dlt_load_id in ({placeholders})", *load_ids
+                )[0][0]
+    return written

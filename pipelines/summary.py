@@ -1,64 +1,53 @@
-"""Read-back figures for the CLI's summary: plain SQL on the loaded tables."""
+"""The summary a run prints: for people, and as JSON for machines."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-import dlt
 
-
-def voucher_figures(pipeline: dlt.Pipeline, as_of: dt.datetime) -> dict[str, int]:
-    """Vouchers used, unused and still redeemable, expired unused, and deactivated, as of a moment."""
-    with pipeline.sql_client() as client:
-        vouchers = client.make_qualified_table_name("vouchers")
-        row = client.execute_sql(
-            f"""
-            select
-                count(*),
-                sum(case when is_used then 1 else 0 end),
-                sum(case when not is_used and is_active and expiration_date_utc >= %s then 1 else 0 end),
-                sum(case when not is_used and is_active and expiration_date_utc < %s then 1 else 0 end),
-                sum(case when not is_used and not is_active then 1 else 0 end)
-            from {vouchers}
-            """,
-            as_of,
-            as_of,
-        )[0]
-    keys = ("vouchers", "used", "unused_redeemable", "expired_unused", "deactivated_unused")
-    return {k: int(v or 0) for k, v in zip(keys, row)}
-
-
-def format_summary(
-    rows: dict[str, int],
-    requests: dict[str, dict[str, int]],
-    seconds: float,
-    vouchers: dict[str, int] | None = None,
-) -> str:
-    """A few lines a person can read after a run."""
-    lines = [f"Loaded in {seconds:.1f}s. Rows per table:"]
-    width = max((len(t) for t in rows), default=10)
-    lines += [f"  {table:<{width}}  {n:>10,}" for table, n in rows.items()]
+def format_summary(result: Any, headlines: list[str] | None = None) -> str:
+    """A few lines a person can read after a run: rows per table, requests, what the marts say."""
+    mode = _voucher_mode(result)
+    lines = [f"Done in {result.seconds:.1f}s ({mode})." if mode else f"Done in {result.seconds:.1f}s."]
+    width = max((len(t) for t in result.rows), default=10)
+    lines.append(f"  {'table':<{width}}  {'rows now':>10}  {'read':>10}  {'new/changed':>11}")
+    for table, n in result.rows.items():
+        read = result.extracted.get(table)
+        written = result.written.get(table)
+        lines.append(f"  {table:<{width}}  {n:>10,}  {_num(read):>10}  {_num(written):>11}")
+    requests = result.stats.as_dict()
     total = sum(sum(o.values()) for o in requests.values())
-    lines.append(f"API requests: {total:,}")
+    lines.append(f"API requests: {total:,}" + (f" ({total / result.seconds:.0f}/s)" if result.seconds else ""))
     for endpoint, outcomes in requests.items():
         shown = ", ".join(f"{outcome}: {n:,}" for outcome, n in outcomes.items())
         lines.append(f"  {endpoint:<10} {shown}")
-    if vouchers:
-        n = max(vouchers["vouchers"], 1)
-        lines.append(
-            "Vouchers: {vouchers:,} in all; {used:,} used ({pct:.1f}%), {unused_redeemable:,} unused and "
-            "redeemable, {expired_unused:,} expired unused, {deactivated_unused:,} deactivated".format(
-                pct=100 * vouchers["used"] / n, **vouchers
-            )
-        )
+    lines += headlines or []
     return "\n".join(lines)
 
 
-def as_json(result: Any) -> dict[str, Any]:
+def _num(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _voucher_mode(result: Any) -> str:
+    info = result.info
+    if info is None or not getattr(info, "pipeline", None):
+        return ""
+    state = info.pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {}).get("vouchers", {})
+    if state.get("mode") == "nightly":
+        return f"nightly read, rolling re-check night {state.get('night')}"
+    return "full read" if state.get("mode") else ""
+
+
+def as_json(result: Any, headlines: list[str] | None = None) -> dict[str, Any]:
     """The machine-readable summary of a run."""
     return {
         "seconds": round(result.seconds, 3),
+        "mode": _voucher_mode(result),
         "rows": result.rows,
+        "read": result.extracted,
+        "written": result.written,
         "requests": result.stats.as_dict(),
+        "load_ids": list(result.info.loads_ids) if result.info else [],
+        "headlines": headlines or [],
     }

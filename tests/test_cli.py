@@ -24,7 +24,8 @@ def test_demo_loads_the_simulated_tenant_into_a_file_here_and_prints_a_summary(t
         assert distinct_ids(str(tmp_path / "certiverse_demo.duckdb"), table) == {r["id"] for r in tenant.records(table)}
     vouchers = len(tenant.records("vouchers"))
     used = sum(1 for v in tenant.records("vouchers") if v["isUsed"])
-    assert f"Vouchers: {vouchers:,} in all; {used:,} used" in out
+    purchases = len(tenant.records("purchases"))
+    assert f"{vouchers:,} vouchers on {purchases:,} purchases; {used:,} used" in out
     assert "API requests:" in out
 
 

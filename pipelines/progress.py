@@ -1,0 +1,44 @@
+"""A progress line on stderr every few seconds while a run extracts (the CLI's only chatter)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+from sources.certiverse import RequestStats
+
+
+class Progress:
+    """Prints rows, pages and requests per endpoint, and the request rate, until stopped."""
+
+    def __init__(self, stats: RequestStats, interval: float = 5.0, stream: TextIO = sys.stderr) -> None:
+        self.stats, self.interval, self.stream = stats, interval, stream
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="certiverse-progress", daemon=True)
+        self._started = time.monotonic()
+
+    def line(self) -> str:
+        """One progress line, e.g. ``[10s] vouchers 12,300 rows/123 pages · 140 requests (14.0/s)``."""
+        elapsed = time.monotonic() - self._started
+        counts = self.stats.as_dict()
+        parts = [
+            f"{endpoint} {self.stats.records[endpoint]:,} rows/{outcomes.get('200', 0):,} pages"
+            for endpoint, outcomes in counts.items()
+        ]
+        total = self.stats.total()
+        rate = total / elapsed if elapsed > 0 else 0.0
+        return f"[{elapsed:.0f}s] " + ", ".join(parts or ["starting"]) + f" · {total:,} requests ({rate:.1f}/s)"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            print(self.line(), file=self.stream, flush=True)
+
+    def __enter__(self) -> "Progress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
