@@ -152,3 +152,17 @@ def test_requests_are_counted_by_endpoint_and_outcome(small_tenant_template, sim
     assert counted["vouchers"]["200"] == served[("vouchers", "200")]
     assert counted["vouchers"].get("500", 0) == served[("vouchers", "500")]
     assert counted["purchases"]["200"] == served[("purchases", "200")]
+
+
+def test_the_token_never_lands_in_state_packages_traces_logs_or_the_warehouse(
+    small_tenant_template, simulator, tmp_path, caplog
+):
+    token = "UNIQUE-T0KEN-never-stored-42"
+    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    caplog.set_level("DEBUG")
+    with simulator(small_tenant_template, token=token, fault_rate_500=0.1) as (app, url):
+        run_load(pipeline, base_url=url, api_token=token, source_options={"retry_backoff": 0.01})
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert any(f.suffix == ".duckdb" for f in files)
+    assert [str(f) for f in files if token.encode() in f.read_bytes()] == []
+    assert token not in caplog.text
