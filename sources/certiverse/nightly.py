@@ -97,7 +97,10 @@ class NightlyPlan:
         slices, rolling_live = [], []
         for exam in sorted(set(by_exam) | set(purchases_by_exam)):
             extra = purchases_by_exam.get(exam, set()) - per_purchase - changed
-            if len(extra) < _pages(by_exam[exam], self.page):
+            if self._whole(exam) or by_exam[exam] > cap:
+                # Its slice would overflow the cap: only purchases holding open vouchers.
+                per_purchase |= extra
+            elif len(extra) < _pages(by_exam[exam], self.page):
                 per_purchase |= extra
                 rolling_live.append(everything.narrowed(storeExamCode=exam))
             else:
@@ -107,16 +110,19 @@ class NightlyPlan:
             # The whole live slice in one query is cheaper: it reaches unlinked vouchers too.
             slices, per_purchase, rolling_live = [everything], set(), []
             planned_cost = _pages(len(live), self.page)
+        rolling = self.rolling(rolling_live, changed)
+        # A purchase re-checked whole tonight needs no separate read of its open vouchers.
+        whole_tonight = {q.params["purchaseCode"] for q in rolling if "purchaseCode" in q.params}
         queries = [Query.of("vouchers", purchaseCode=pc) for pc in sorted(changed)]
         queries += slices
-        queries += [everything.narrowed(purchaseCode=pc) for pc in sorted(per_purchase)]
-        rolling = self.rolling(rolling_live, changed | per_purchase)
+        queries += [everything.narrowed(purchaseCode=pc) for pc in sorted(per_purchase - whole_tonight)]
         queries += rolling
         # Rolling queries are settled slices: assume a page each, the exact size is unknown.
         self.estimated_requests = planned_cost + len(changed) + len(rolling)
         watched = {
             vid for vid, v in open_.items()
             if slices == [everything] or v.purchase in per_purchase or v.purchase in changed
+            or v.purchase in whole_tonight
             or (v.exam is not None and everything.narrowed(storeExamCode=v.exam) in slices)
         }
         self.counts.update(changed_purchases=len(changed), exam_slices=len(slices), purchases_open=len(per_purchase),
@@ -132,15 +138,26 @@ class NightlyPlan:
                 changed.add(code)
         return changed
 
+    def _whole(self, exam: str) -> bool:
+        """Whether the full plan reads this exam's programs purchase by purchase (slices over the cap)."""
+        programs = self.full.programs_by_exam.get(exam)
+        return bool(programs) and programs <= self.full.whole_programs
+
     def rolling(self, live_slices: list[Query], already: set[str]) -> list[Query]:
-        """Tonight's share of the settled vouchers: used, deactivated, or expired unused."""
-        settled = [Query.of("vouchers", isUsed=True, isActive=a, storeExamCode=e)
-                   for a in (True, False) for e in self.full.exams]
-        settled += [Query.of("vouchers", isUsed=False, isActive=False, storeExamCode=e) for e in self.full.exams]
+        """Tonight's share of the settled vouchers: used, deactivated, or expired unused.
+
+        Exam slices where they fit under the cap; purchases, whole, for programs
+        whose slices do not, and for settled vouchers not linked to an exam.
+        """
+        exams = [e for e in self.full.exams if not self._whole(e)]
+        settled = [Query.of("vouchers", isUsed=True, isActive=a, storeExamCode=e) for a in (True, False) for e in exams]
+        settled += [Query.of("vouchers", isUsed=False, isActive=False, storeExamCode=e) for e in exams]
         tonight = [q for q in settled + live_slices if slot(q.describe(), self.nights) == self.night]
-        unlinked = set(self.snapshot.unlinked_settled)
-        unlinked |= {v.purchase for v in self.snapshot.live.values() if v.exam is None and not self._is_open(v)}
-        tonight += [Query.of("vouchers", purchaseCode=pc) for pc in sorted(unlinked - already)
+        purchases = set(self.snapshot.unlinked_settled)
+        purchases |= {v.purchase for v in self.snapshot.live.values() if v.exam is None and not self._is_open(v)}
+        for program in self.full.whole_programs:
+            purchases.update(self.full.purchases_by_program.get(program, []))
+        tonight += [Query.of("vouchers", purchaseCode=pc) for pc in sorted(purchases - already)
                     if slot(pc, self.nights) == self.night]
         return tonight
 
