@@ -37,3 +37,22 @@ def simulator():
             yield app, url
 
     return start
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session: env CERTIVERSE_TEST_POSTGRES (a DSN), else a throwaway one.
+
+    Without a server the Postgres tests skip locally and fail in CI (CI=true).
+    A server this fixture started is stopped, and its files deleted, at session end.
+    """
+    from tests.postgres import PostgresUnavailable, configured_or_started
+
+    try:
+        server = configured_or_started()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"CI needs a PostgreSQL server: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield server
+    server.stop()

@@ -1,0 +1,437 @@
+"""The SQL transforms: same results on DuckDB and Postgres, grain, and reconciliation with the raw data.
+
+Expected numbers come from the simulated tenant's own records (``tenant.records``),
+worked out here in Python with the rules docs/marts.md states.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.cli import main
+from pipelines.load import make_pipeline, run_load
+from pipelines.transform import (
+    TRANSFORMS_DIR,
+    TransformError,
+    build_order,
+    headlines,
+    load_models,
+    run_transforms,
+)
+from simulator import SimulatorApp, Tenant, serve
+
+MART_KEYS = {
+    "voucher_status": ("voucher_id",),
+    "voucher_utilization": ("purchase_id",),
+    "voucher_expiry": ("voucher_id",),
+    "partner_utilization": ("partner_name",),
+    "program_utilization": ("program_name",),
+    "expiry_calendar": ("expiry_month", "partner_name", "program_name"),
+}
+STATUSES = ("used", "deactivated", "expired_unused", "reserved", "assigned_unused", "unassigned")
+REDEEMABLE = ("reserved", "assigned_unused", "unassigned")
+CENT = decimal.Decimal("0.01")
+# when each engine's load ran: the one thing two loads of the same tenant do not share
+LOAD_TIMES = ("valid_from_at", "valid_to_at", "version_loaded_at")
+
+
+# -- warehouses ------------------------------------------------------------------------------
+
+
+def _load(tenant: Tenant, pipeline: Any) -> Any:
+    app = SimulatorApp(tenant)
+    with serve(app) as url:
+        run_load(pipeline, base_url=url, api_token=app.token)
+    run_transforms(pipeline, tenant.today)
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def tenant(small_tenant_template: Tenant) -> Tenant:
+    return small_tenant_template
+
+
+@pytest.fixture(scope="module")
+def duckdb_warehouse(tenant: Tenant, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("duckdb_warehouse")
+    return _load(tenant, make_pipeline("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd")))
+
+
+@pytest.fixture(scope="module")
+def postgres_warehouse(tenant: Tenant, postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("postgres_warehouse")
+    dsn = postgres_server.create_database("certiverse_transforms")
+    return _load(tenant, make_pipeline("postgres", dsn, pipelines_dir=str(root / "pd")))
+
+
+def copy_of(pipeline: Any, tmp_path: Path) -> Any:
+    """A DuckDB warehouse a test may change: a copy of the shared file, with its own pipeline state."""
+    path = tmp_path / "copy.duckdb"
+    query(pipeline, "checkpoint")  # the copy must not miss what is still in the write-ahead log
+    shutil.copy(duckdb_file(pipeline), path)
+    return make_pipeline("duckdb", str(path), pipelines_dir=str(tmp_path / "pd"))
+
+
+def duckdb_file(pipeline: Any) -> str:
+    return query(pipeline, "select file from pragma_database_list where name = current_database()")[0][0]
+
+
+def query(pipeline: Any, sql: str) -> list[tuple]:
+    """Rows of a statement; ``{ds}`` stands for the pipeline's dataset."""
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(sql.format(ds=client.fully_qualified_dataset_name()))
+    return [tuple(row) for row in rows or ()]
+
+
+def table(pipeline: Any, name: str) -> list[dict[str, Any]]:
+    """Every row of a model as dicts (load times left out), values normalised so that engines compare, sorted."""
+    with pipeline.sql_client() as client:
+        with client.execute_query(f"select * from {client.make_qualified_table_name(name)}") as cursor:
+            names = [d[0] for d in cursor.description]
+            rows = [
+                {n: normalise(v) for n, v in zip(names, row) if n not in LOAD_TIMES} for row in cursor.fetchall()
+            ]
+    return sorted(rows, key=lambda r: [(v is None, str(v)) for v in r.values()])
+
+
+def normalise(value: Any) -> Any:
+    if isinstance(value, (float, decimal.Decimal)):
+        return round(float(value), 6)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+# -- expectations from the tenant's records --------------------------------------------------
+
+
+def utc_date(iso: str) -> dt.date:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(dt.timezone.utc).date()
+
+
+def voucher_status(record: dict[str, Any], as_of: dt.date) -> str:
+    if record["isUsed"]:
+        return "used"
+    if not record["isActive"]:
+        return "deactivated"
+    if utc_date(record["expirationDateUtc"]) < as_of:
+        return "expired_unused"
+    if record.get("reservationStatus") == "Scheduled":
+        return "reserved"
+    if record.get("recipientEmail") or record.get("assignedDateUtc"):
+        return "assigned_unused"
+    return "unassigned"
+
+
+def money(value: decimal.Decimal | int) -> decimal.Decimal:
+    """A sum of voucher values as the marts show it: half up to cents."""
+    return decimal.Decimal(value).quantize(CENT, decimal.ROUND_HALF_UP)
+
+
+def value_per_voucher(purchase: dict[str, Any]) -> decimal.Decimal:
+    """Amount paid / quantity, half up to 4 decimals (every tenant purchase has both)."""
+    paid = decimal.Decimal(str(purchase["amountPaid"]))
+    return (paid / purchase["quantity"]).quantize(decimal.Decimal("0.0001"), decimal.ROUND_HALF_UP)
+
+
+@pytest.fixture(scope="module")
+def expected(tenant: Tenant) -> dict[str, Any]:
+    """Per purchase code: voucher counts per status and value per status; per voucher: status."""
+    purchases = {p["voucherPurchaseCode"]: p for p in tenant.records("purchases")}
+    counts: dict[str, Counter] = defaultdict(Counter)
+    values: dict[str, Counter] = defaultdict(Counter)
+    statuses: dict[str, str] = {}
+    for record in tenant.records("vouchers"):
+        status = voucher_status(record, tenant.today)
+        code = record["voucherPurchaseCode"]
+        statuses[record["id"]] = status
+        counts[code][status] += 1
+        values[code][status] += value_per_voucher(purchases[code])
+    return {"purchases": purchases, "counts": counts, "values": values, "statuses": statuses}
+
+
+# -- the same on both engines ----------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("model", build_order(load_models()))
+def test_every_model_is_identical_on_duckdb_and_postgres(
+    model: str, duckdb_warehouse: Any, postgres_warehouse: Any
+) -> None:
+    on_duckdb = table(duckdb_warehouse, model)
+    on_postgres = table(postgres_warehouse, model)
+    assert on_duckdb, f"{model} is empty: the comparison would prove nothing"
+    assert list(on_duckdb[0]) == list(on_postgres[0]), "columns differ"
+    mismatched = [(d, p) for d, p in zip(on_duckdb, on_postgres) if d != p]
+    assert len(on_duckdb) == len(on_postgres)
+    assert not mismatched, f"{len(mismatched)} rows differ, e.g. {mismatched[0]}"
+
+
+@pytest.mark.postgres
+def test_certiverse_run_loads_and_transforms_into_postgres(
+    tenant: Tenant,
+    postgres_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    app = SimulatorApp(tenant)
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_server.create_database("certiverse_cli"))
+    monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+    with serve(app) as url:
+        code = main(["run", "--destination", "postgres", "--base-url", url, "--pipelines-dir", str(tmp_path),
+                     "--as-of", tenant.today.isoformat()])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    pipeline = make_pipeline("postgres", pipelines_dir=str(tmp_path))
+    assert query(pipeline, "select count(*) from {ds}.voucher_utilization") == [(tenant.count("purchases"),)]
+    assert f"{tenant.count('vouchers'):,} vouchers" in out
+
+
+# -- grain -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mart", MART_KEYS)
+def test_each_mart_has_one_row_per_key(mart: str, duckdb_warehouse: Any) -> None:
+    keys = ", ".join(MART_KEYS[mart])
+    duplicates = query(
+        duckdb_warehouse, f"select {keys}, count(*) from {{ds}}.{mart} group by {keys} having count(*) > 1 limit 3"
+    )
+    assert query(duckdb_warehouse, f"select count(*) from {{ds}}.{mart}")[0][0] > 0
+    assert duplicates == []
+
+
+def test_marts_read_only_current_voucher_versions(tmp_path: Path) -> None:
+    tenant = Tenant.generate("small", seed=7)
+    app = SimulatorApp(tenant)
+    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pd"))
+    with serve(app) as url:
+        run_load(pipeline, base_url=url, api_token=app.token)
+        tenant.advance_day()
+        tenant.advance_day()
+        run_load(pipeline, base_url=url, api_token=app.token)
+    run_transforms(pipeline, tenant.today)
+    versions = query(pipeline, "select count(*) from {ds}.stg_voucher_history")[0][0]
+    assert versions > tenant.count("vouchers"), "the second load changed no voucher: nothing is tested"
+    assert query(pipeline, "select count(*), count(distinct voucher_id) from {ds}.voucher_status") == [
+        (tenant.count("vouchers"), tenant.count("vouchers"))
+    ]
+    used = sum(1 for v in tenant.records("vouchers") if v["isUsed"])
+    assert query(pipeline, "select count(*) from {ds}.voucher_status where voucher_status = 'used'") == [(used,)]
+
+
+# -- reconciliation with the raw data --------------------------------------------------------
+
+
+def test_utilization_counts_sum_to_the_vouchers_loaded(duckdb_warehouse: Any, tenant: Tenant) -> None:
+    columns = " + ".join(f"vouchers_{s}" for s in STATUSES)
+    rows = query(duckdb_warehouse, f"select sum(vouchers_issued), sum({columns}) from {{ds}}.voucher_utilization")
+    loaded = query(duckdb_warehouse, "select count(*) from {ds}.vouchers where _dlt_valid_to is null")[0][0]
+    assert rows == [(loaded, loaded)]
+    assert loaded == tenant.count("vouchers")
+
+
+def test_utilization_counts_each_status_per_purchase(duckdb_warehouse: Any, expected: dict[str, Any]) -> None:
+    columns = ", ".join(f"vouchers_{s}" for s in STATUSES)
+    got = {
+        row[0]: Counter({s: n for s, n in zip(STATUSES, row[1:]) if n})
+        for row in query(duckdb_warehouse, f"select purchase_code, {columns} from {{ds}}.voucher_utilization")
+    }
+    assert got.keys() == expected["purchases"].keys()
+    assert {code: c for code, c in got.items() if c} == dict(expected["counts"])
+
+
+def test_breakage_equals_the_value_of_expired_unused_vouchers(duckdb_warehouse: Any, expected: dict[str, Any]) -> None:
+    got = dict(query(duckdb_warehouse, "select purchase_code, value_expired_unused from {ds}.voucher_utilization"))
+    want = {code: money(expected["values"][code]["expired_unused"]) for code in got}
+    assert sum(want.values()) > 0, "no breakage in the tenant: nothing is tested"
+    assert got == want
+    per_voucher = query(duckdb_warehouse, "select sum(value_at_risk) from {ds}.voucher_expiry where is_expired")[0][0]
+    assert abs(per_voucher - sum(got.values())) <= CENT * len(got) / 2
+
+
+def test_value_used_and_redeemable_follow_the_voucher_statuses(duckdb_warehouse: Any, expected: dict[str, Any]) -> None:
+    sql = "select purchase_code, value_used, value_redeemable from {ds}.voucher_utilization"
+    got = {row[0]: row[1:] for row in query(duckdb_warehouse, sql)}
+    for code, (used, redeemable) in got.items():
+        values = expected["values"][code]
+        assert used == money(values["used"]), code
+        assert redeemable == money(sum(values[s] for s in REDEEMABLE)), code
+
+
+def test_count_mismatch_flags_purchases_whose_counters_disagree(
+    duckdb_warehouse: Any, expected: dict[str, Any]
+) -> None:
+    want = set()
+    for code, purchase in expected["purchases"].items():
+        counts = expected["counts"][code]
+        issued, used = sum(counts.values()), counts["used"]
+        if purchase["quantityUsed"] != used or purchase["quantityRemaining"] != issued - used:
+            want.add(code)
+    sql = "select purchase_code from {ds}.voucher_utilization where has_count_mismatch"
+    got = {row[0] for row in query(duckdb_warehouse, sql)}
+    assert want, "no purchase with lagging counters in the tenant: nothing is tested"
+    assert got == want
+
+
+def test_expiry_lists_every_unused_active_voucher_in_its_bucket(duckdb_warehouse: Any, tenant: Tenant) -> None:
+    want = {}
+    for record in tenant.records("vouchers"):
+        if record["isUsed"] or not record["isActive"]:
+            continue
+        days = (utc_date(record["expirationDateUtc"]) - tenant.today).days
+        bucket = ("expired" if days < 0 else "0-30 days" if days <= 30 else "31-60 days" if days <= 60
+                  else "61-90 days" if days <= 90 else "over 90 days")
+        want[record["id"]] = (days, bucket)
+    sql = "select voucher_id, days_left, expiry_bucket from {ds}.voucher_expiry"
+    got = {row[0]: row[1:] for row in query(duckdb_warehouse, sql)}
+    assert got == want
+    assert len({bucket for _, bucket in want.values()}) == 5, "the tenant does not fill every bucket"
+
+
+def test_rollups_add_up_to_the_purchase_and_voucher_marts(duckdb_warehouse: Any) -> None:
+    sums = ", ".join(f"sum(vouchers_{s})" for s in STATUSES) + (
+        ", sum(amount_paid), sum(value_used), sum(value_redeemable), sum(value_expired_unused), sum(value_deactivated)"
+    )
+    purchases = query(duckdb_warehouse, f"select count(*), {sums} from {{ds}}.voucher_utilization")
+    assert query(duckdb_warehouse, f"select sum(purchases), {sums} from {{ds}}.partner_utilization") == purchases
+    assert query(duckdb_warehouse, f"select sum(purchases), {sums} from {{ds}}.program_utilization") == purchases
+    calendar = query(duckdb_warehouse, "select sum(vouchers_expiring), sum(vouchers_expired) from {ds}.expiry_calendar")
+    expiry = query(duckdb_warehouse, "select count(*), count(*) filter (where is_expired) from {ds}.voucher_expiry")
+    assert calendar == expiry
+
+
+def test_later_as_of_date_expires_more_vouchers(duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path) -> None:
+    later = tenant.today + dt.timedelta(days=400)
+    pipeline = copy_of(duckdb_warehouse, tmp_path)
+    run_transforms(pipeline, later)
+    unused = [v for v in tenant.records("vouchers") if not v["isUsed"] and v["isActive"]]
+    want = sum(1 for v in unused if utc_date(v["expirationDateUtc"]) < later)
+    sql = "select count(*), max(as_of_date) from {ds}.voucher_expiry where is_expired"
+    assert query(pipeline, sql) == [(want, later)]
+    assert want > sum(1 for v in unused if utc_date(v["expirationDateUtc"]) < tenant.today)
+
+
+def test_a_voucher_expires_the_day_after_its_expiry_date(duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path) -> None:
+    record = next(
+        v for v in tenant.records("vouchers")
+        if not v["isUsed"] and v["isActive"] and utc_date(v["expirationDateUtc"]) > tenant.today
+    )
+    expires_on = utc_date(record["expirationDateUtc"])
+    pipeline = copy_of(duckdb_warehouse, tmp_path)
+    sql = (
+        "select s.voucher_status, e.days_left, e.expiry_bucket from {ds}.voucher_status s "
+        f"join {{ds}}.voucher_expiry e on e.voucher_id = s.voucher_id where s.voucher_id = '{record['id']}'"
+    )
+    run_transforms(pipeline, expires_on)
+    [(status, days_left, bucket)] = query(pipeline, sql)
+    assert (days_left, bucket) == (0, "0-30 days") and status != "expired_unused"
+    run_transforms(pipeline, expires_on + dt.timedelta(days=1))
+    assert query(pipeline, sql) == [("expired_unused", -1, "expired")]
+
+
+def test_value_falls_back_to_program_cost_then_exam_price(
+    duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path
+) -> None:
+    pipeline = copy_of(duckdb_warehouse, tmp_path)
+    code, program, cost = query(
+        pipeline,
+        "select p.voucher_purchase_code, g.name, g.partners__partner_cost_per_voucher "
+        "from {ds}.purchases p join {ds}.programs g on g.name = p.program_name "
+        "where g.partners__partner_cost_per_voucher > 0 and exists (select 1 from {ds}.vouchers v "
+        "where v.voucher_purchase_code = p.voucher_purchase_code and v.store_exam_code is not null) order by 1 limit 1",
+    )[0]
+    values = f"select value_basis, voucher_value from {{ds}}.voucher_status where purchase_code = '{code}'"
+
+    query(pipeline, f"update {{ds}}.purchases set amount_paid = null where voucher_purchase_code = '{code}'")
+    run_transforms(pipeline, tenant.today)
+    assert set(query(pipeline, values)) == {("program_cost", decimal.Decimal(str(cost)).quantize(CENT))}
+
+    query(pipeline, f"update {{ds}}.programs set partners__partner_cost_per_voucher = null where name = '{program}'")
+    run_transforms(pipeline, tenant.today)
+    prices = {
+        exam: decimal.Decimal(str(price))
+        for exam, price in query(pipeline, "select code, price from {ds}.programs__store_exams")
+    }
+    exams = f"select voucher_id, exam_code from {{ds}}.voucher_status where purchase_code = '{code}'"
+    exam_of = dict(query(pipeline, exams))
+    by_exam = query(pipeline, values.replace("value_basis,", "voucher_id, value_basis,"))
+    assert any(exam_of[voucher] for voucher, _, _ in by_exam)
+    assert {voucher: (basis, value) for voucher, basis, value in by_exam} == {
+        voucher: ("exam_price", prices[exam]) if exam else ("none", 0) for voucher, exam in exam_of.items()
+    }
+
+
+def test_headlines_give_the_used_share_and_breakage(
+    duckdb_warehouse: Any, expected: dict[str, Any], tenant: Tenant
+) -> None:
+    statuses = Counter(expected["statuses"].values())
+    breakage = sum(money(v["expired_unused"]) for v in expected["values"].values())
+    lines = headlines(duckdb_warehouse, tenant.today)
+    assert 2 <= len(lines) <= 3
+    assert f"{statuses['used']:,} used ({100 * statuses['used'] / len(expected['statuses']):.1f}%)" in lines[0]
+    assert f"lost to expiry (breakage) {breakage:,.2f}" in lines[1]
+
+
+# -- the runner ------------------------------------------------------------------------------
+
+
+def test_transform_refuses_to_run_before_a_load(tmp_path: Path) -> None:
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    pipeline = make_pipeline("duckdb", str(tmp_path / "empty.duckdb"), pipelines_dir=str(tmp_path / "pd"))
+    with pytest.raises(TransformError, match="run a load first"):
+        run_transforms(pipeline, dt.date(2026, 11, 1))
+
+
+def test_certiverse_transform_rebuilds_the_marts_of_a_duckdb_file(
+    duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pipeline = copy_of(duckdb_warehouse, tmp_path)
+    query(pipeline, "drop table {ds}.expiry_calendar")
+    code = main(["transform", "--duckdb-file", duckdb_file(pipeline), "--pipelines-dir", str(tmp_path / "pd"),
+                 "--as-of", tenant.today.isoformat()])
+    assert code == 0
+    assert "expiry_calendar" in capsys.readouterr().out
+    assert query(pipeline, "select count(*) from {ds}.expiry_calendar")[0][0] > 0
+
+
+def test_a_model_outside_staging_may_not_read_raw_tables(tmp_path: Path) -> None:
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "marts" / "sneaky.sql").write_text('-- one row per voucher\nselect * from {{ source("vouchers") }}\n')
+    with pytest.raises(TransformError, match="only staging models read raw tables"):
+        load_models(tmp_path)
+
+
+def test_models_that_ref_each_other_in_a_cycle_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "marts" / "a.sql").write_text('select * from {{ ref("b") }}\n')
+    (tmp_path / "marts" / "b.sql").write_text('select * from {{ ref("a") }}\n')
+    with pytest.raises(TransformError, match="cycle"):
+        build_order(load_models(tmp_path))
+
+
+def test_build_order_puts_each_model_after_what_it_refs() -> None:
+    models = load_models()
+    order = build_order(models)
+    assert set(order) == models.keys()
+    for name, model in models.items():
+        assert all(order.index(ref) < order.index(name) for ref in model.refs), name
+
+
+@pytest.mark.parametrize("path", sorted(TRANSFORMS_DIR.glob("*/*.sql")), ids=lambda p: p.stem)
+def test_models_follow_the_house_sql_rules(path: Path) -> None:
+    sql = path.read_text()
+    lowered = sql.lower()
+    assert sql.startswith("-- one row per "), "the first line states the grain"
+    assert "::" not in sql and "create or replace" not in lowered
+    assert sql.rstrip().endswith(("select * from final", "select * from renamed"))
+    if path.parent.name != "staging":
+        assert "_dlt" not in lowered, "only staging models touch dlt's columns"

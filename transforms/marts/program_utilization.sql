@@ -1,0 +1,99 @@
+-- one row per program name (every program, and any name purchases carry that matches no program): voucher use and value
+
+with
+
+programs as (
+
+    select * from {{ ref("int_programs") }}
+
+),
+
+purchases as (
+
+    select * from {{ ref("voucher_utilization") }}
+
+),
+
+vouchers as (
+
+    select * from {{ ref("voucher_status") }}
+
+),
+
+purchase_totals as (
+
+    select
+        program_name,
+        count(*) as purchases,
+        count(*) filter (where vouchers_issued > 0) as purchases_with_vouchers,
+        count(*) filter (where has_count_mismatch) as purchases_with_count_mismatch,
+        cast(sum(vouchers_issued) as bigint) as vouchers_issued,
+        cast(sum(vouchers_used) as bigint) as vouchers_used,
+        cast(sum(vouchers_assigned_unused) as bigint) as vouchers_assigned_unused,
+        cast(sum(vouchers_reserved) as bigint) as vouchers_reserved,
+        cast(sum(vouchers_unassigned) as bigint) as vouchers_unassigned,
+        cast(sum(vouchers_expired_unused) as bigint) as vouchers_expired_unused,
+        cast(sum(vouchers_deactivated) as bigint) as vouchers_deactivated,
+        sum(amount_paid) as amount_paid,
+        sum(value_issued) as value_issued,
+        sum(value_used) as value_used,
+        sum(value_redeemable) as value_redeemable,
+        sum(value_expired_unused) as value_expired_unused,
+        sum(value_deactivated) as value_deactivated
+
+    from purchases
+    group by program_name
+
+),
+
+use_delays as (
+
+    select
+        program_name,
+        percentile_cont(0.5) within group (order by days_purchase_to_use) as days_to_median_use
+
+    from vouchers
+    where days_purchase_to_use is not null
+    group by program_name
+
+),
+
+final as (
+
+    select
+        programs.program_id,
+        coalesce(programs.program_name, purchase_totals.program_name) as program_name,
+        programs.program_status,
+        programs.expiration_period_days,
+        cast(programs.cost_per_voucher as decimal(18, 2)) as cost_per_voucher,
+        coalesce(purchase_totals.purchases, 0) as purchases,
+        coalesce(purchase_totals.purchases_with_vouchers, 0) as purchases_with_vouchers,
+        coalesce(purchase_totals.purchases_with_count_mismatch, 0) as purchases_with_count_mismatch,
+        coalesce(purchase_totals.vouchers_issued, 0) as vouchers_issued,
+        coalesce(purchase_totals.vouchers_used, 0) as vouchers_used,
+        coalesce(purchase_totals.vouchers_assigned_unused, 0) as vouchers_assigned_unused,
+        coalesce(purchase_totals.vouchers_reserved, 0) as vouchers_reserved,
+        coalesce(purchase_totals.vouchers_unassigned, 0) as vouchers_unassigned,
+        coalesce(purchase_totals.vouchers_expired_unused, 0) as vouchers_expired_unused,
+        coalesce(purchase_totals.vouchers_deactivated, 0) as vouchers_deactivated,
+        cast(
+            1.0 * purchase_totals.vouchers_used / nullif(purchase_totals.vouchers_issued, 0)
+            as decimal(9, 4)
+        ) as utilization_rate,
+        cast(use_delays.days_to_median_use as decimal(9, 1)) as days_to_median_use,
+        cast(coalesce(purchase_totals.amount_paid, 0) as decimal(18, 2)) as amount_paid,
+        cast(coalesce(purchase_totals.value_issued, 0) as decimal(18, 2)) as value_issued,
+        cast(coalesce(purchase_totals.value_used, 0) as decimal(18, 2)) as value_used,
+        cast(coalesce(purchase_totals.value_redeemable, 0) as decimal(18, 2)) as value_redeemable,
+        cast(coalesce(purchase_totals.value_expired_unused, 0) as decimal(18, 2)) as value_expired_unused,
+        cast(coalesce(purchase_totals.value_deactivated, 0) as decimal(18, 2)) as value_deactivated
+
+    from programs
+    full outer join purchase_totals
+        on programs.program_name = purchase_totals.program_name
+    left join use_delays
+        on coalesce(programs.program_name, purchase_totals.program_name) = use_delays.program_name
+
+)
+
+select * from final
