@@ -1,4 +1,4 @@
-"""The ``certiverse`` command: load, transform, run (load + transform), demo, simulate."""
+"""The ``certiverse`` command: load, transform, run (load + transform), status, report, purchase, demo, simulate."""
 
 from __future__ import annotations
 
@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="queries fetched at once (default 4)")
     _add_refresh_arg(run)
     _add_as_of_arg(run)
-    run.set_defaults(handler=cmd_run, json=False)
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser(
         "demo",
@@ -159,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=cmd_status)
 
+    report = commands.add_parser(
+        "report",
+        help="write an HTML page of charts from the marts",
+        description="Read the marts (run `certiverse transform` first) and write one self-contained HTML file: "
+        "headline numbers, utilization by program and by partner, vouchers used per month, the expiry calendar "
+        "with value at risk, and the top idle purchases. The page fetches nothing: open it offline or mail it.",
+    )
+    _add_destination_args(report)
+    report.add_argument("--output", default="certiverse_report.html", help="HTML file to write")
+    report.add_argument("--as-of", type=_date,
+                        help="YYYY-MM-DD that windows count from (default: the date the marts were built for)")
+    report.set_defaults(handler=cmd_report)
+
     purchase = commands.add_parser(
         "purchase",
         help="buy $0 vouchers through the API",
@@ -185,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_destination_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
-    parser.add_argument("--duckdb-file", help="DuckDB file (default: dlt's config, else certiverse.duckdb)")
+    parser.add_argument("--duckdb-file", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)")
     parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
 
 
@@ -333,6 +347,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = pipeline_status(pipeline, args.max_age_hours)
     print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
     return EXIT_STALE if status["stale"] else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .load import make_pipeline
+    from .report import write_report
+
+    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
+    path = write_report(pipeline, args.output, args.as_of)
+    print(f"Wrote {path}")
+    return EXIT_OK
 
 
 def cmd_purchase_create(args: argparse.Namespace) -> int:

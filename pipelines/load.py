@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 PIPELINE_NAME = "certiverse"
 DATASET_NAME = "certiverse"
 RESOURCES = ("partners", "programs", "purchases", "vouchers")
+# dlt's own default, <pipeline>.duckdb, is certiverse.duckdb: DuckDB then cannot tell the
+# file's catalog from the dataset `certiverse` ("Ambiguous reference to catalog or schema").
+DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
 # Columnar files load ~30x faster than dlt's default INSERT statements (shared/dlt-notes.md).
 FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv"}
 
@@ -41,7 +44,8 @@ class LoadResult:
 def make_destination(destination: str = "duckdb", credentials: Any = None) -> Any:
     """A dlt destination; ``credentials`` None means dlt's config (`.dlt/`, env)."""
     if destination == "duckdb":
-        return dlt.destinations.duckdb(credentials=credentials) if credentials else dlt.destinations.duckdb()
+        configured = dlt.secrets.get("destination.duckdb.credentials")
+        return dlt.destinations.duckdb(credentials=credentials or configured or DEFAULT_DUCKDB_FILE)
     if destination == "postgres":
         return dlt.destinations.postgres(credentials=credentials) if credentials else dlt.destinations.postgres()
     raise ValueError(f"unknown destination {destination!r}: use duckdb or postgres")
@@ -120,6 +124,10 @@ def run_load(
             # run() with pending packages only loads them and returns without extracting.
             log.warning("finishing the load an earlier run left pending")
             pipeline.run(loader_file_format=file_format)
+        if not pipeline.default_schema_name:
+            # A fresh pipelines folder (a new machine, a CI runner): take state and schema from
+            # the destination, or every run there would be a full read.
+            pipeline.sync_destination()
         previous = None if full_refresh else read_snapshot(pipeline)
         source = certiverse_source(stats=stats, full_refresh=full_refresh, previous=previous, **options)
         info = pipeline.run(source, loader_file_format=file_format)

@@ -71,3 +71,64 @@ def test_help_explains_each_command(command, capsys):
     assert done.value.code == 0
     text = capsys.readouterr().out
     assert f"usage: certiverse {command}" in text and len(text.splitlines()) > 4
+
+
+def test_load_with_no_destination_settings_writes_warehouse_duckdb_here(
+    small_tenant_template, simulator, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS", raising=False)
+    with simulator(small_tenant_template) as (app, url):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+        assert main(["load", "--base-url", url, "--pipelines-dir", str(tmp_path / "p")]) == 0
+    assert distinct_ids(str(tmp_path / "warehouse.duckdb"), "vouchers") == {
+        v["id"] for v in small_tenant_template.records("vouchers")
+    }
+
+
+def test_run_loads_builds_the_marts_and_reports_json(small_tenant_template, simulator, tmp_path, monkeypatch,
+                                                     capsys):
+    import json
+
+    with simulator(small_tenant_template) as (app, url):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+        code = main(["run", "--json", "--base-url", url, "--as-of", small_tenant_template.today.isoformat(),
+                     "--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"]["vouchers"] == len(small_tenant_template.records("vouchers"))
+    assert summary["requests"]["vouchers"]["200"] > 0
+    assert "voucher_utilization" in summary["transform_seconds"] and summary["headlines"]
+
+
+def test_simulate_serves_the_api_on_loopback(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "simulate", "--size", "small", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/vouchers/partners",
+                                   headers={"Authorization": "Bearer sim-token"})
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "simulator did not come up"
+                time.sleep(0.2)
+        assert answer.status_code == 200
+        assert len(answer.json()["data"]) == len(Tenant.generate("small", seed=42).records("partners"))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -112,3 +112,15 @@ def test_a_second_run_at_the_same_time_refuses_with_a_clear_message(small_tenant
     with simulator(small_tenant) as (app, url), exclusive(warehouse):
         with pytest.raises(PipelineBusyError, match="already running"):
             load(warehouse, app, url, small_tenant)
+
+
+def test_a_fresh_machine_picks_up_state_from_the_warehouse_and_runs_nightly(small_tenant, simulator, tmp_path):
+    duckdb_file = str(tmp_path / "w.duckdb")
+    with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
+        load(make_pipeline("duckdb", duckdb_file, pipelines_dir=str(tmp_path / "first-machine")), app, url,
+             small_tenant)
+        small_tenant.advance_day()
+        fresh = make_pipeline("duckdb", duckdb_file, pipelines_dir=str(tmp_path / "second-machine"))
+        load(fresh, app, url, small_tenant)
+    vouchers_state = fresh.state["sources"]["certiverse"]["resources"]["vouchers"]
+    assert (vouchers_state["mode"], vouchers_state["night"]) == ("nightly", 1)
