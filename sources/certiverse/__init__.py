@@ -172,8 +172,7 @@ def vouchers(
     night = int(state.get("night", 0))
     now = as_of or dt.datetime.now(dt.timezone.utc)
     plan = NightlyPlan(catalog, previous, night, recheck_nights, now) if previous is not None else None
-    full_cost = math.ceil(previous.vouchers / plan.page) if plan and previous else 0
-    if plan is None or plan.estimated_requests >= full_cost:
+    if plan is None or plan.estimated_requests >= plan.full_read_estimate():
         if plan is not None:
             log.info("vouchers: tonight's plan (~%d requests) costs no less than a full read; reading everything",
                      plan.estimated_requests)

@@ -129,6 +129,13 @@ class NightlyPlan:
                            rolling_queries=len(rolling), open_vouchers=len(open_), night=self.night)
         return queries, watched
 
+    def full_read_estimate(self) -> int:
+        """Requests a full read would take: every voucher in pages, plus a request per purchase the full
+        plan reads one by one (programs over the cap, and vouchers not linked to an exam)."""
+        whole = {pc for program in self.full.whole_programs for pc in self.full.purchases_by_program.get(program, [])}
+        unlinked = set(self.snapshot.unlinked_settled) | {v.purchase for v in self.snapshot.live.values() if not v.exam}
+        return _pages(self.snapshot.vouchers, self.page) + len(whole | unlinked)
+
     def changed_purchases(self) -> set[str]:
         """Purchases new since the last run, or whose status or quantity moved."""
         changed = set()
