@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from typing import Any, Iterator, Sequence
 
 import dlt
