@@ -166,3 +166,21 @@ def test_the_token_never_lands_in_state_packages_traces_logs_or_the_warehouse(
     assert any(f.suffix == ".duckdb" for f in files)
     assert [str(f) for f in files if token.encode() in f.read_bytes()] == []
     assert token not in caplog.text
+
+
+
+def test_the_request_rate_limit_is_configurable_the_dlt_way(small_tenant_template, simulator, monkeypatch):
+    from sources.certiverse import client as client_module
+
+    seen: list = []
+    original = client_module.CertiverseClient.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("max_requests_per_second"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(client_module.CertiverseClient, "__init__", spy)
+    monkeypatch.setenv("SOURCES__CERTIVERSE__MAX_REQUESTS_PER_SECOND", "250")
+    with simulator(small_tenant_template) as (_, url):
+        extract(url, ["partners"])
+    assert seen == [250.0]

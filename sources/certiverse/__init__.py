@@ -80,6 +80,7 @@ def certiverse_source(
     timeout: float = 30.0,
     max_attempts: int = 6,
     retry_backoff: float = 0.5,
+    max_requests_per_second: float | None = None,
     recheck_nights: int = 7,
     full_refresh: bool = False,
     previous: Snapshot | None = None,
@@ -97,6 +98,8 @@ def certiverse_source(
         timeout: seconds per request.
         max_attempts: tries per request on 5xx, 429, timeouts and broken bodies.
         retry_backoff: seconds before the first retry; doubles each time, with jitter.
+        max_requests_per_second: a ceiling on the request rate of all workers together
+            (default: none; a 429 pauses every worker whatever this says).
         recheck_nights: nightly runs re-read every settled voucher at least once
             in this many nights.
         full_refresh: read every voucher, not only what can have changed.
@@ -107,7 +110,13 @@ def certiverse_source(
         stats: request counters to fill (the CLI prints them).
     """
     client = CertiverseClient(
-        base_url, api_token, timeout=timeout, max_attempts=max_attempts, backoff_base=retry_backoff
+        base_url,
+        api_token,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        backoff_base=retry_backoff,
+        max_requests_per_second=max_requests_per_second,
+        max_connections=max(16, workers * 2),
     )
     if stats is not None:
         client.stats = stats

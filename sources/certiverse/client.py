@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
