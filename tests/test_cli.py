@@ -132,3 +132,22 @@ def test_simulate_serves_the_api_on_loopback(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_load_full_refresh_rereads_everything_after_a_first_load(small_tenant_template, simulator, tmp_path,
+                                                                   monkeypatch, capsys):
+    import json
+
+    args = ["--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"), "--json"]
+    # Small pages and a low cap make a nightly read cheaper than a full one on the small tenant.
+    monkeypatch.setenv("SOURCES__CERTIVERSE__RECORD_CAP", "400")
+    with simulator(small_tenant_template, cap=400, page_size=20) as (app, url):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+        assert main(["load", "--base-url", url, *args]) == 0
+        capsys.readouterr()
+        assert main(["load", "--base-url", url, *args]) == 0
+        assert json.loads(capsys.readouterr().out)["mode"].startswith("nightly read")
+        assert main(["load", "--full-refresh", "--base-url", url, *args]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["mode"] == "full read"
+    assert summary["read"]["vouchers"] == len(small_tenant_template.records("vouchers"))
