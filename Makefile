@@ -19,5 +19,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+bench: setup
+	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.requests --size default
+
 clean:
 	rm -rf $(VENV) .certiverse certiverse_demo.duckdb
