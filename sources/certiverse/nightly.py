@@ -132,9 +132,8 @@ class NightlyPlan:
     def full_read_estimate(self) -> int:
         """Requests a full read would take: every voucher in pages, plus a request per purchase the full
         plan reads one by one (programs over the cap, and vouchers not linked to an exam)."""
-        whole = {pc for program in self.full.whole_programs for pc in self.full.purchases_by_program.get(program, [])}
         unlinked = set(self.snapshot.unlinked_settled) | {v.purchase for v in self.snapshot.live.values() if not v.exam}
-        return _pages(self.snapshot.vouchers, self.page) + len(whole | unlinked)
+        return _pages(self.snapshot.vouchers, self.page) + len(self.full.whole_purchases() | unlinked)
 
     def changed_purchases(self) -> set[str]:
         """Purchases new since the last run, or whose status or quantity moved."""
@@ -160,10 +159,8 @@ class NightlyPlan:
         settled = [Query.of("vouchers", isUsed=True, isActive=a, storeExamCode=e) for a in (True, False) for e in exams]
         settled += [Query.of("vouchers", isUsed=False, isActive=False, storeExamCode=e) for e in exams]
         tonight = [q for q in settled + live_slices if slot(q.describe(), self.nights) == self.night]
-        purchases = set(self.snapshot.unlinked_settled)
+        purchases = set(self.snapshot.unlinked_settled) | self.full.whole_purchases()
         purchases |= {v.purchase for v in self.snapshot.live.values() if v.exam is None and not self._is_open(v)}
-        for program in self.full.whole_programs:
-            purchases.update(self.full.purchases_by_program.get(program, []))
         tonight += [Query.of("vouchers", purchaseCode=pc) for pc in sorted(purchases - already)
                     if slot(pc, self.nights) == self.night]
         return tonight

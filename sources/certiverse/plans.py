@@ -197,6 +197,10 @@ class VoucherPlan:
         self.whole_programs |= programs
         return self._whole(programs)
 
+    def whole_purchases(self) -> set[str]:
+        """Purchases of the programs read purchase by purchase."""
+        return {code for program in self.whole_programs for code in self.purchases_by_program.get(program, [])}
+
     def _whole(self, programs: Iterable[str]) -> list[Query]:
         """Each purchase of these programs once, whole (all its vouchers, in every slice)."""
         queries = []
