@@ -118,6 +118,9 @@ def run_load(
     if api_token:
         options["api_token"] = api_token
     started = time.monotonic()
+    # Vouchers come as Arrow tables, which dlt writes without _dlt_load_id unless told to;
+    # rows_written() and analysts tell loads apart by it.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     file_format = FILE_FORMATS.get(pipeline.destination.destination_name)
     with exclusive(pipeline):
         if pipeline.has_pending_data:

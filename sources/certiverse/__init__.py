@@ -32,6 +32,7 @@ from .client import (
     RequestStats,
     TooManyRecordsError,
 )
+from .columnar import CONTENT_HASH, voucher_batches
 from .nightly import LiveVoucher, NightlyPlan, Snapshot
 from .plans import Catalog, VoucherPlan
 from .reader import CapExceededError
@@ -161,21 +162,22 @@ def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     name="vouchers",
     # scd2 keeps each voucher's earlier versions with their validity; merge_key
     # scopes retirement to the vouchers this run read, so partial nightly reads
-    # retire nothing they did not see.
-    write_disposition={"disposition": "merge", "strategy": "scd2"},
+    # retire nothing they did not see. Rows are Arrow tables (see columnar.py), so the
+    # row version is a hash of the API's record computed here, not dlt's _dlt_id.
+    write_disposition={"disposition": "merge", "strategy": "scd2", "row_version_column_name": CONTENT_HASH},
     merge_key="id",
     columns=_columns(
         id="text", voucher_code="text", voucher_purchase_code="text", expiration_date_utc="timestamp",
         is_active="bool", is_used="bool", assigned_date_utc="timestamp", recipient_email="text",
         reservation_code="text", reservation_status="text", store_exam_code="text",
         used_by__client_candidate_id="text", used_by__first_name="text", used_by__last_name="text",
-        used_by__person_id="text", used_by__used_date_utc="timestamp",
+        used_by__person_id="text", used_by__used_date_utc="timestamp", content_hash="bigint",
     ),
 )
 def vouchers(
     catalog: Catalog, previous: Snapshot | None = None, recheck_nights: int = 7, as_of: dt.datetime | None = None
-) -> Iterator[list[dict[str, Any]]]:
-    """Every voucher (first run, full refresh) or what can have changed since the last run."""
+) -> Iterator[Any]:
+    """Every voucher (first run, full refresh) or what can have changed since the last run, as Arrow tables."""
     state = dlt.current.resource_state()
     night = int(state.get("night", 0))
     now = as_of or dt.datetime.now(dt.timezone.utc)
@@ -184,9 +186,9 @@ def vouchers(
         if plan is not None:
             log.info("vouchers: tonight's plan (~%d requests) costs no less than a full read; reading everything",
                      plan.estimated_requests)
-        yield from VoucherPlan(catalog).read(catalog.workers)
+        yield from voucher_batches(VoucherPlan(catalog).read(catalog.workers))
         # A full read re-checks everything: the rolling re-check starts over.
         state.update(night=0, mode="full", last_full_at=now.isoformat())
         return
-    yield from plan.read(catalog.workers)
+    yield from voucher_batches(plan.read(catalog.workers))
     state.update(night=night + 1, mode="nightly", last_nightly=plan.counts)
