@@ -1,6 +1,6 @@
 """Benchmark the loader against the simulated tenant over real HTTP on loopback.
 
-    .venv/bin/python -m benchmarks.run                  # large tenant, 20 ms a request, workers 4
+    .venv/bin/python -m benchmarks.run                  # large tenant, 20 ms a request, workers 16
     .venv/bin/python -m benchmarks.run --size default --skip-baseline --scale 0
 
 Runs, each in a fresh process (peak memory is per process; the simulator has a
@@ -226,7 +226,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also run on a tenant this many times as large, for memory growth (0: skip)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="latency the simulator adds to each request")
     parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=4, help="queries fetched at once (the source's workers)")
+    parser.add_argument("--workers", type=int, default=16, help="queries fetched at once (the source's workers)")
     parser.add_argument("--skip-baseline", action="store_true", help="no sequential baseline")
     parser.add_argument("--baseline-size", choices=("small", "default", "large"),
                         help="run the baseline on this smaller tenant and extrapolate (default: --size)")

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from sources.certiverse import RequestStats, certiverse_source
 
@@ -25,6 +26,7 @@ RESOURCES = ("partners", "programs", "purchases", "vouchers")
 # dlt's own default, <pipeline>.duckdb, is certiverse.duckdb: DuckDB then cannot tell the
 # file's catalog from the dataset `certiverse` ("Ambiguous reference to catalog or schema").
 DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
+DUCKDB_MEMORY_LIMIT = "256MB"
 # Columnar files load ~30x faster than dlt's default INSERT statements (shared/dlt-notes.md).
 FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv"}
 
@@ -44,8 +46,13 @@ class LoadResult:
 def make_destination(destination: str = "duckdb", credentials: Any = None) -> Any:
     """A dlt destination; ``credentials`` None means dlt's config (`.dlt/`, env)."""
     if destination == "duckdb":
-        configured = dlt.secrets.get("destination.duckdb.credentials")
-        return dlt.destinations.duckdb(credentials=credentials or configured or DEFAULT_DUCKDB_FILE)
+        target = credentials or dlt.secrets.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
+        if isinstance(target, str):
+            # DuckDB may take 80% of RAM for a merge; past this limit it spills to disk instead,
+            # so the run's memory does not grow with the tenant.
+            limit = dlt.config.get("destination.duckdb.memory_limit") or DUCKDB_MEMORY_LIMIT
+            target = DuckDbCredentials(target, global_config={"memory_limit": str(limit)})
+        return dlt.destinations.duckdb(credentials=target)
     if destination == "postgres":
         return dlt.destinations.postgres(credentials=credentials) if credentials else dlt.destinations.postgres()
     raise ValueError(f"unknown destination {destination!r}: use duckdb or postgres")

@@ -29,11 +29,18 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
             vouchers = client.make_qualified_table_name("vouchers")
             purchases = client.make_qualified_table_name("purchases")
             current = "_dlt_valid_to is null"
-            for vid, code, purchase, exam, expires_at in client.execute_sql(
+            # Streamed in batches, purchase and exam codes shared: on a large tenant this is
+            # hundreds of thousands of rows, held for the whole run.
+            shared: dict[str, str] = {}
+            with client.execute_query(
                 f"select id, voucher_code, voucher_purchase_code, {exam}, expiration_date_utc from {vouchers} "
                 f"where {current} and not is_used and is_active"
-            ):
-                snapshot.live[vid] = LiveVoucher(code, purchase, exam, _utc(expires_at))
+            ) as cursor:
+                while rows := cursor.fetchmany(10_000):
+                    for vid, code, purchase, exam_code, expires_at in rows:
+                        purchase = shared.setdefault(purchase, purchase)
+                        exam_code = shared.setdefault(exam_code, exam_code) if exam_code else None
+                        snapshot.live[vid] = LiveVoucher(code, purchase, exam_code, _utc(expires_at))
             snapshot.vouchers = client.execute_sql(f"select count(*) from {vouchers} where {current}")[0][0]
             for (purchase,) in client.execute_sql(
                 f"select distinct voucher_purchase_code from {vouchers} "

@@ -99,3 +99,14 @@ def test_purchase_create_explains_what_the_api_refused():
     with CertiverseClient(base, "t") as client, pytest.raises(PurchaseRefused) as caught:
         create_purchase(client, "Acme", "Free", 3, "batch")
     assert "refused the purchase (400): Partner is not assigned to this program" in str(caught.value)
+
+
+def test_duckdb_memory_is_capped_and_the_cap_is_configurable(tmp_path, monkeypatch):
+    def limit() -> str:
+        pipeline = make_pipeline("duckdb", str(tmp_path / "m.duckdb"), pipelines_dir=str(tmp_path / "p"))
+        with pipeline.sql_client() as client:
+            return client.execute_sql("select current_setting('memory_limit')")[0][0]
+
+    assert limit() == "244.1 MiB"  # 256MB, as DuckDB prints it
+    monkeypatch.setenv("DESTINATION__DUCKDB__MEMORY_LIMIT", "1GB")
+    assert limit() == "953.6 MiB"

@@ -4,7 +4,7 @@ Configuration (dlt's usual way):
 
     [sources.certiverse]            # .dlt/config.toml
     base_url = "https://yourtenant.certiverse.com"
-    workers = 4
+    workers = 16
 
     [sources.certiverse]            # .dlt/secrets.toml
     api_token = "..."
@@ -76,7 +76,7 @@ def _columns(**types: str) -> dict[str, dict[str, Any]]:
 def certiverse_source(
     base_url: str = dlt.config.value,
     api_token: str = dlt.secrets.value,
-    workers: int = 4,
+    workers: int = 16,
     record_cap: int = 10_000,
     timeout: float = 30.0,
     max_attempts: int = 6,
@@ -155,7 +155,7 @@ def programs(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
 )
 def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every purchase of every partner and program, in any status."""
-    yield catalog.purchases()
+    yield catalog.purchase_records()
 
 
 @dlt.resource(

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100  # only for estimates before the first page has told the real one
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveVoucher:
     """An unused, active voucher as the warehouse last saw it."""
 

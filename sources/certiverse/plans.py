@@ -9,6 +9,7 @@ from values the API itself listed: a partition is never guessed.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Iterator, Sequence
@@ -44,6 +45,25 @@ class Catalog:
         return self._cached("programs", lambda: self._read([Query("programs")], no_split))
 
     def purchases(self) -> list[dict[str, Any]]:
+        """Every purchase, with only the fields the plans use (``PLAN_FIELDS``)."""
+        with self._lock:
+            if "plan_purchases" not in self._cache:
+                self._cache["plan_purchases"] = [_slim(p) for p in self._full_purchases()]
+            return self._cache["plan_purchases"]
+
+    def purchase_records(self) -> list[dict[str, Any]]:
+        """Every purchase as the API sent it, for the purchases resource.
+
+        The plans keep only a few fields of each purchase for the rest of the run: on a
+        large tenant the full records would hold tens of MB for nothing once loaded.
+        """
+        with self._lock:
+            records = self._full_purchases()
+            self.purchases()
+            del self._cache["purchases"]
+            return records
+
+    def _full_purchases(self) -> list[dict[str, Any]]:
         return self._cached("purchases", self._read_purchases)
 
     def _cached(self, name: str, load: Any) -> list[dict[str, Any]]:
@@ -72,6 +92,16 @@ class Catalog:
         log.info("purchases: %d %s queries, %d more for names not covered by partial matches",
                  len(first), by, len(rest))
         return records + self._read([Query.of("purchases", **{by: n}) for n in rest], split, seen)
+
+
+PLAN_FIELDS = ("voucherPurchaseCode", "programName", "partnerName", "status", "quantity", "quantityUsed",
+               "quantityRemaining")
+
+
+def _slim(purchase: dict[str, Any]) -> dict[str, Any]:
+    """A purchase's plan fields; names and statuses interned (thousands of purchases share them)."""
+    return {k: sys.intern(v) if isinstance(v, str) and k != "voucherPurchaseCode" else v
+            for k in PLAN_FIELDS if (v := purchase.get(k)) is not None}
 
 
 def split_by_containment(names: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -111,19 +112,32 @@ def read_all(
             _put(results, stop, ("error", q, exc))
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="certiverse")
-    pending = 0
-    try:
-        for q in roots:
+    # Queries are handed to the pool a few at a time, not all at once: a plan of tens of
+    # thousands of purchase queries would otherwise sit in the pool's queue as futures.
+    limit = max(2, workers * 2)
+    pending_roots = iter(roots)
+    narrower: deque[Query] = deque()  # splits of refused queries go before the remaining roots
+    inflight = 0
+
+    def submit_more() -> None:
+        nonlocal inflight
+        while inflight < limit:
+            q = narrower.popleft() if narrower else next(pending_roots, None)
+            if q is None:
+                return
             pool.submit(fetch, q)
-            pending += 1
-        while pending:
+            inflight += 1
+
+    try:
+        submit_more()
+        while inflight:
             kind, q, payload = results.get()
             if kind == "page":
                 fresh = seen.fresh(payload, key)
                 if fresh:
                     yield fresh
                 continue
-            pending -= 1
+            inflight -= 1
             if kind == "error":
                 raise payload
             if kind == "split":
@@ -135,9 +149,8 @@ def read_all(
                     ) from payload
                 log.info("%s is over the API's cap (422 on page %d): split into %d queries",
                          q.describe(), payload.page, len(children))
-                for child in children:
-                    pool.submit(fetch, child)
-                    pending += 1
+                narrower.extend(children)
+            submit_more()
     finally:
         stop.set()
         _drain(results)
