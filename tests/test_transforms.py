@@ -384,6 +384,54 @@ def test_headlines_give_the_used_share_and_breakage(
 # -- the runner ------------------------------------------------------------------------------
 
 
+def relation_kinds(pipeline: Any) -> dict[str, str]:
+    """Each model's relation in the dataset: ``view`` or ``table``."""
+    models = load_models()
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            "select table_name, table_type from information_schema.tables where table_schema = %s",
+            client.dataset_name,
+        )
+    return {name: "view" if kind == "VIEW" else "table" for name, kind in rows if name in models}
+
+
+def test_staging_and_intermediate_models_are_views_and_marts_tables(duckdb_warehouse: Any) -> None:
+    models = load_models()
+    want = {name: "table" if model.layer == "marts" else "view" for name, model in models.items()}
+    assert relation_kinds(duckdb_warehouse) == want
+    assert set(want.values()) == {"view", "table"}
+
+
+def test_staging_tables_of_an_earlier_run_are_replaced_by_views(
+    duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path
+) -> None:
+    pipeline = copy_of(duckdb_warehouse, tmp_path)
+    models = load_models()
+    views = [name for name in build_order(models) if models[name].kind == "view"]
+    with pipeline.sql_client() as client:
+        q = client.make_qualified_table_name
+        for name in views:  # what runs before views were introduced left: tables
+            client.execute_sql(f"create table {q(name + '_copy')} as select * from {q(name)}")
+        for name in reversed(views):
+            client.execute_sql(f"drop view {q(name)}")
+        for name in views:
+            client.execute_sql(f"alter table {q(name + '_copy')} rename to {name}")
+    assert set(relation_kinds(pipeline).values()) == {"table"}
+    run_transforms(pipeline, tenant.today)
+    assert {relation_kinds(pipeline)[name] for name in views} == {"view"}
+    assert table(pipeline, "voucher_status") == table(duckdb_warehouse, "voucher_status")
+
+
+@pytest.mark.postgres
+def test_a_second_run_on_postgres_drops_views_before_the_views_they_read(
+    postgres_warehouse: Any, tenant: Tenant
+) -> None:
+    before = query(postgres_warehouse, "select count(*) from {ds}.voucher_status")
+    run_transforms(postgres_warehouse, tenant.today)
+    assert relation_kinds(postgres_warehouse)["int_purchases"] == "view"
+    assert query(postgres_warehouse, "select count(*) from {ds}.voucher_status") == before
+
+
 def test_transform_refuses_to_run_before_a_load(tmp_path: Path) -> None:
     duckdb.connect(str(tmp_path / "empty.duckdb")).close()
     pipeline = make_pipeline("duckdb", str(tmp_path / "empty.duckdb"), pipelines_dir=str(tmp_path / "pd"))
