@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.certiverse import LiveVoucher, Snapshot
+from sources.certiverse import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +28,14 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
             vouchers = client.make_qualified_table_name("vouchers")
             purchases = client.make_qualified_table_name("purchases")
             current = "_dlt_valid_to is null"
-            # Streamed in batches, purchase and exam codes shared: on a large tenant this is
-            # hundreds of thousands of rows, held for the whole run.
-            shared: dict[str, str] = {}
+            # Streamed in batches into columns: on a large tenant this is hundreds of
+            # thousands of rows, held for the whole run.
             with client.execute_query(
                 f"select id, voucher_code, voucher_purchase_code, {exam}, expiration_date_utc from {vouchers} "
                 f"where {current} and not is_used and is_active"
             ) as cursor:
                 while rows := cursor.fetchmany(10_000):
-                    for vid, code, purchase, exam_code, expires_at in rows:
-                        purchase = shared.setdefault(purchase, purchase)
-                        exam_code = shared.setdefault(exam_code, exam_code) if exam_code else None
-                        snapshot.live[vid] = LiveVoucher(code, purchase, exam_code, _utc(expires_at))
+                    snapshot.live.add(rows)
             snapshot.vouchers = client.execute_sql(f"select count(*) from {vouchers} where {current}")[0][0]
             for (purchase,) in client.execute_sql(
                 f"select distinct voucher_purchase_code from {vouchers} "
@@ -57,9 +52,3 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
     if not snapshot.purchases:
         return None
     return snapshot
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc)

@@ -33,7 +33,7 @@ from .client import (
     TooManyRecordsError,
 )
 from .columnar import CONTENT_HASH, voucher_batches
-from .nightly import LiveVoucher, NightlyPlan, Snapshot
+from .nightly import LiveVouchers, NightlyPlan, Snapshot
 from .plans import Catalog, VoucherPlan
 from .reader import CapExceededError
 
@@ -50,7 +50,7 @@ __all__ = [
     "Query",
     "RequestStats",
     "Snapshot",
-    "LiveVoucher",
+    "LiveVouchers",
 ]
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,9 @@ import math
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+import numpy as np
 
 from .client import Query
 from .plans import Catalog, VoucherPlan
@@ -35,21 +37,103 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100  # only for estimates before the first page has told the real one
 
 
-@dataclass(frozen=True, slots=True)
-class LiveVoucher:
-    """An unused, active voucher as the warehouse last saw it."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+NEVER = np.iinfo(np.int64).max  # expiry of a voucher without one
 
-    code: str
-    purchase: str
-    exam: str | None
-    expires_at: dt.datetime | None
+
+def epoch_us(value: dt.datetime | None) -> int:
+    """Microseconds since 1970 (UTC; a naive value is taken as UTC); None is NEVER."""
+    if value is None:
+        return NEVER
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return (value - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+class LiveVouchers:
+    """The unused, active vouchers the warehouse holds, in about 50 bytes each.
+
+    A large tenant has hundreds of thousands of them, held for the whole run; as
+    Python objects they cost ~400 bytes each and the run's memory grew with the
+    tenant. Columns instead: the id's hash (as ``SeenIds`` hashes it), purchase and
+    exam as indexes into shared lists (-1: no exam), expiry in epoch microseconds,
+    and the voucher code as bytes (needed only to re-read vouchers that left).
+    """
+
+    def __init__(self) -> None:
+        self.purchases: list[str] = []
+        self.exams: list[str] = []
+        self._purchase_index: dict[str, int] = {}
+        self._exam_index: dict[str, int] = {}
+        self._chunks: list[tuple[np.ndarray, ...]] = []
+        self._columns: tuple[np.ndarray, ...] | None = None
+
+    def add(self, rows: Iterable[tuple[str, str, str, str | None, dt.datetime | None]]) -> None:
+        """Append rows of (id, voucher code, purchase code, exam code or None, expiry or None)."""
+        ids, codes, purchases, exams, expires = [], [], [], [], []
+        for vid, code, purchase, exam, expires_at in rows:
+            ids.append(hash(vid))
+            codes.append(code.encode())
+            purchases.append(self._index(purchase, self.purchases, self._purchase_index))
+            exams.append(self._index(exam, self.exams, self._exam_index) if exam else -1)
+            expires.append(epoch_us(expires_at))
+        if ids:
+            self._chunks.append((np.array(ids, dtype=np.int64), np.array(codes, dtype=np.bytes_),
+                                 np.array(purchases, dtype=np.int32), np.array(exams, dtype=np.int32),
+                                 np.array(expires, dtype=np.int64)))
+            self._columns = None
+
+    @staticmethod
+    def _index(value: str, values: list[str], index: dict[str, int]) -> int:
+        i = index.get(value)
+        if i is None:
+            i = index[value] = len(values)
+            values.append(value)
+        return i
+
+    def _all(self) -> tuple[np.ndarray, ...]:
+        if self._columns is None:
+            if self._chunks:
+                self._columns = tuple(np.concatenate(parts) for parts in zip(*self._chunks))
+            else:
+                self._columns = (np.empty(0, np.int64), np.empty(0, np.bytes_), np.empty(0, np.int32),
+                                 np.empty(0, np.int32), np.empty(0, np.int64))
+            self._chunks = [self._columns]
+        return self._columns
+
+    def __len__(self) -> int:
+        return len(self._all()[0])
+
+    @property
+    def id_hashes(self) -> np.ndarray:
+        return self._all()[0]
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self._all()[1]
+
+    @property
+    def purchase(self) -> np.ndarray:
+        return self._all()[2]
+
+    @property
+    def exam(self) -> np.ndarray:
+        return self._all()[3]
+
+    @property
+    def expires(self) -> np.ndarray:
+        return self._all()[4]
+
+    def purchase_codes(self, mask: np.ndarray) -> set[str]:
+        """The purchases of the rows ``mask`` selects."""
+        return {self.purchases[i] for i in np.unique(self.purchase[mask]).tolist()}
 
 
 @dataclass
 class Snapshot:
     """What the warehouse held after the last successful load (current rows only)."""
 
-    live: dict[str, LiveVoucher] = field(default_factory=dict)  # by voucher id
+    live: LiveVouchers = field(default_factory=LiveVouchers)  # unused, active vouchers
     purchases: dict[str, tuple[str, int]] = field(default_factory=dict)  # code -> (status, quantity)
     unlinked_settled: set[str] = field(default_factory=set)  # purchases with settled vouchers sans exam
     vouchers: int = 0  # current vouchers in all
@@ -79,32 +163,34 @@ class NightlyPlan:
         self.estimated_requests = 0
         self.queries, self.watched = self._plan()
 
-    def _is_open(self, v: LiveVoucher) -> bool:
-        return v.expires_at is None or v.expires_at >= self.now
-
-    def _plan(self) -> tuple[list[Query], set[str]]:
-        """Tonight's queries, and the live vouchers they must return unless the vouchers changed."""
+    def _plan(self) -> tuple[list[Query], np.ndarray]:
+        """Tonight's queries, and the live vouchers (rows of the snapshot) they must return unless the
+        vouchers changed."""
         live = self.snapshot.live
-        open_ = {vid: v for vid, v in live.items() if self._is_open(v)}
+        exam, purchase = live.exam, live.purchase
+        self.open = open_ = live.expires >= epoch_us(self.now)
         changed = self.changed_purchases()
         cap = self.catalog.record_cap
         everything = Query.of("vouchers", isUsed=False, isActive=True)
-        by_exam: Counter[str] = Counter(v.exam for v in live.values() if v.exam)
+        counts = np.bincount(exam[exam >= 0], minlength=len(live.exams))
+        by_exam: Counter[str] = Counter({live.exams[i]: int(n) for i, n in enumerate(counts.tolist()) if n})
         purchases_by_exam: dict[str | None, set[str]] = defaultdict(set)
-        for v in open_.values():
-            purchases_by_exam[v.exam].add(v.purchase)
+        width = len(live.purchases) + 1
+        pairs = np.unique((exam[open_].astype(np.int64) + 1) * width + purchase[open_])
+        for e, p in zip((pairs // width - 1).tolist(), (pairs % width).tolist()):
+            purchases_by_exam[live.exams[e] if e >= 0 else None].add(live.purchases[p])
         per_purchase = set(purchases_by_exam.pop(None, set())) - changed
         slices, rolling_live = [], []
-        for exam in sorted(set(by_exam) | set(purchases_by_exam)):
-            extra = purchases_by_exam.get(exam, set()) - per_purchase - changed
-            if self._whole(exam) or by_exam[exam] > cap:
+        for exam_code in sorted(set(by_exam) | set(purchases_by_exam)):
+            extra = purchases_by_exam.get(exam_code, set()) - per_purchase - changed
+            if self._whole(exam_code) or by_exam[exam_code] > cap:
                 # Its slice would overflow the cap: only purchases holding open vouchers.
                 per_purchase |= extra
-            elif len(extra) < _pages(by_exam[exam], self.page):
+            elif len(extra) < _pages(by_exam[exam_code], self.page):
                 per_purchase |= extra
-                rolling_live.append(everything.narrowed(storeExamCode=exam))
+                rolling_live.append(everything.narrowed(storeExamCode=exam_code))
             else:
-                slices.append(everything.narrowed(storeExamCode=exam))
+                slices.append(everything.narrowed(storeExamCode=exam_code))
         planned_cost = sum(_pages(by_exam[q.params["storeExamCode"]], self.page) for q in slices) + len(per_purchase)
         if len(live) <= cap and _pages(len(live), self.page) <= planned_cost:
             # The whole live slice in one query is cheaper: it reaches unlinked vouchers too.
@@ -119,20 +205,24 @@ class NightlyPlan:
         queries += rolling
         # Rolling queries are settled slices: assume a page each, the exact size is unknown.
         self.estimated_requests = planned_cost + len(changed) + len(rolling)
-        watched = {
-            vid for vid, v in open_.items()
-            if slices == [everything] or v.purchase in per_purchase or v.purchase in changed
-            or v.purchase in whole_tonight
-            or (v.exam is not None and everything.narrowed(storeExamCode=v.exam) in slices)
-        }
+        if slices == [everything]:
+            watched = open_
+        else:
+            by_purchase = per_purchase | changed | whole_tonight
+            sliced = {q.params["storeExamCode"] for q in slices}
+            watched = open_ & (
+                np.isin(purchase, [i for i, pc in enumerate(live.purchases) if pc in by_purchase])
+                | np.isin(exam, [i for i, e in enumerate(live.exams) if e in sliced])
+            )
         self.counts.update(changed_purchases=len(changed), exam_slices=len(slices), purchases_open=len(per_purchase),
-                           rolling_queries=len(rolling), open_vouchers=len(open_), night=self.night)
-        return queries, watched
+                           rolling_queries=len(rolling), open_vouchers=int(open_.sum()), night=self.night)
+        return queries, np.flatnonzero(watched)
 
     def full_read_estimate(self) -> int:
         """Requests a full read would take: every voucher in pages, plus a request per purchase the full
         plan reads one by one (programs over the cap, and vouchers not linked to an exam)."""
-        unlinked = set(self.snapshot.unlinked_settled) | {v.purchase for v in self.snapshot.live.values() if not v.exam}
+        live = self.snapshot.live
+        unlinked = set(self.snapshot.unlinked_settled) | live.purchase_codes(live.exam < 0)
         return _pages(self.snapshot.vouchers, self.page) + len(self.full.whole_purchases() | unlinked)
 
     def changed_purchases(self) -> set[str]:
@@ -160,7 +250,8 @@ class NightlyPlan:
         settled += [Query.of("vouchers", isUsed=False, isActive=False, storeExamCode=e) for e in exams]
         tonight = [q for q in settled + live_slices if slot(q.describe(), self.nights) == self.night]
         purchases = set(self.snapshot.unlinked_settled) | self.full.whole_purchases()
-        purchases |= {v.purchase for v in self.snapshot.live.values() if v.exam is None and not self._is_open(v)}
+        live = self.snapshot.live
+        purchases |= live.purchase_codes((live.exam < 0) & ~self.open)
         tonight += [Query.of("vouchers", purchaseCode=pc) for pc in sorted(purchases - already)
                     if slot(pc, self.nights) == self.night]
         return tonight
@@ -170,25 +261,25 @@ class NightlyPlan:
         client = self.catalog.client
         seen = SeenIds()
         yield from read_all(client, self.queries, self.full.split, workers=workers, seen=seen)
-        left = sorted(vid for vid in self.watched if vid not in seen)
+        left = self.watched[~seen.known(self.snapshot.live.id_hashes[self.watched])]
         self.counts.update(left_open=len(left))
-        if left:
+        if len(left):
             log.info("vouchers: %d open vouchers were used or deactivated since the last run; re-reading them",
                      len(left))
             yield from read_all(client, self.leaver_queries(left), self.full.split, workers=workers, seen=seen)
         self.counts.update(vouchers_read=len(seen))
 
-    def leaver_queries(self, left: list[str]) -> list[Query]:
-        """One query per voucher, or per purchase where that is cheaper."""
+    def leaver_queries(self, left: np.ndarray) -> list[Query]:
+        """One query per voucher (rows of the snapshot), or per purchase where that is cheaper."""
+        live = self.snapshot.live
         by_purchase: dict[str, list[str]] = defaultdict(list)
-        for vid in left:
-            v = self.snapshot.live[vid]
-            by_purchase[v.purchase].append(v.code)
+        for row in left.tolist():
+            by_purchase[live.purchases[live.purchase[row]]].append(live.codes[row].decode())
         sizes = {p["voucherPurchaseCode"]: int(p.get("quantity") or 0) for p in self.catalog.purchases()}
         queries: list[Query] = []
         for purchase, codes in sorted(by_purchase.items()):
             if len(codes) > _pages(sizes.get(purchase, 0), self.page):
                 queries.append(Query.of("vouchers", purchaseCode=purchase))
             else:
-                queries += [Query.of("vouchers", voucherCode=c) for c in codes]
+                queries += [Query.of("vouchers", voucherCode=c) for c in sorted(codes)]
         return queries

@@ -71,6 +71,14 @@ class SeenIds:
             self._merge()
         return out
 
+    def known(self, hashes: np.ndarray) -> np.ndarray:
+        """Which of these id hashes (``hash(id)``) were seen: a boolean array."""
+        self._merge()
+        if not len(self._sorted):
+            return np.zeros(len(hashes), dtype=bool)
+        idx = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+        return self._sorted[idx] == hashes
+
     def _merge(self) -> None:
         recent = np.fromiter(self._recent, dtype=np.int64, count=len(self._recent))
         self._sorted = np.union1d(self._sorted, recent)
