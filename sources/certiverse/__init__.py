@@ -155,7 +155,7 @@ def programs(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
 )
 def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every purchase of every partner and program, in any status."""
-    yield catalog.purchase_records()
+    yield from catalog.purchase_pages()
 
 
 @dlt.resource(

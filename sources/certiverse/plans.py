@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import zlib
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Iterator, Sequence
+
+import orjson
 
 from .client import CertiverseClient, Query
 from .reader import SeenIds, no_split, read_all
@@ -37,6 +40,9 @@ class Catalog:
         self.record_cap = record_cap
         self._lock = threading.RLock()
         self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._purchases: list[dict[str, Any]] | None = None
+        self._purchase_pages: list[bytes] = []
+        self._pages_taken = False
 
     def partners(self) -> list[dict[str, Any]]:
         return self._cached("partners", lambda: self._read([Query("partners")], split_partners))
@@ -47,24 +53,22 @@ class Catalog:
     def purchases(self) -> list[dict[str, Any]]:
         """Every purchase, with only the fields the plans use (``PLAN_FIELDS``)."""
         with self._lock:
-            if "plan_purchases" not in self._cache:
-                self._cache["plan_purchases"] = [_slim(p) for p in self._full_purchases()]
-            return self._cache["plan_purchases"]
+            if self._purchases is None:
+                self._read_purchases()
+            return self._purchases
 
-    def purchase_records(self) -> list[dict[str, Any]]:
-        """Every purchase as the API sent it, for the purchases resource.
+    def purchase_pages(self) -> Iterator[list[dict[str, Any]]]:
+        """Every purchase as the API sent it, page by page, for the purchases resource.
 
-        The plans keep only a few fields of each purchase for the rest of the run: on a
-        large tenant the full records would hold tens of MB for nothing once loaded.
+        Pages are kept compressed until then: the plans need only a few fields of each
+        purchase, and on a large tenant the full records as dicts held ~1 KB each.
         """
         with self._lock:
-            records = self._full_purchases()
-            self.purchases()
-            del self._cache["purchases"]
-            return records
-
-    def _full_purchases(self) -> list[dict[str, Any]]:
-        return self._cached("purchases", self._read_purchases)
+            if self._purchases is None or self._pages_taken:
+                self._read_purchases()
+            pages, self._purchase_pages, self._pages_taken = self._purchase_pages, [], True
+        for blob in pages:
+            yield orjson.loads(zlib.decompress(blob))
 
     def _cached(self, name: str, load: Any) -> list[dict[str, Any]]:
         with self._lock:
@@ -75,7 +79,7 @@ class Catalog:
     def _read(self, roots: Iterable[Query], split: Any, seen: SeenIds | None = None) -> list[dict[str, Any]]:
         return [r for page in read_all(self.client, roots, split, workers=self.workers, seen=seen) for r in page]
 
-    def _read_purchases(self) -> list[dict[str, Any]]:
+    def _read_purchases(self) -> None:
         programs = [p["name"] for p in self.programs()]
         partners = [p["name"] for p in self.partners()]
         # Partition on the dimension with fewer values: fewer half-empty last pages.
@@ -85,13 +89,22 @@ class Catalog:
         split = PurchaseSplit(by, other, other_names)
         seen = SeenIds()
         first, second = split_by_containment(names)
-        records = self._read([Query.of("purchases", **{by: n}) for n in first], split, seen)
+        slim: list[dict[str, Any]] = []
+        self._purchase_pages = []
+
+        def read(queries: list[Query]) -> None:
+            for page in read_all(self.client, queries, split, workers=self.workers, seen=seen):
+                slim.extend(_slim(p) for p in page)
+                self._purchase_pages.append(zlib.compress(orjson.dumps(page), 1))
+
+        read([Query.of("purchases", **{by: n}) for n in first])
         # A name filter that matched partially covered every record of the longer names it returned.
-        covered = {str(r.get(by, "")).casefold() for r in records}
+        covered = {str(r.get(by, "")).casefold() for r in slim}
         rest = [n for n in second if n.casefold() not in covered]
         log.info("purchases: %d %s queries, %d more for names not covered by partial matches",
                  len(first), by, len(rest))
-        return records + self._read([Query.of("purchases", **{by: n}) for n in rest], split, seen)
+        read([Query.of("purchases", **{by: n}) for n in rest])
+        self._purchases, self._pages_taken = slim, False
 
 
 PLAN_FIELDS = ("voucherPurchaseCode", "programName", "partnerName", "status", "quantity", "quantityUsed",
@@ -241,18 +254,18 @@ class VoucherPlan:
                     queries.append(Query.of("vouchers", purchaseCode=code))
         return queries
 
-    def completion(self, seen_per_purchase: Counter[str]) -> list[Query]:
-        """Purchases whose vouchers the exam slices may have missed."""
+    def completion(self, seen_per_purchase: Counter[str]) -> list[str]:
+        """Purchases whose vouchers the exam slices may have missed (their codes)."""
         if not self.incomplete:
             return []
-        queries = []
+        codes = []
         for p in self.catalog.purchases():
             expected = expected_vouchers(p)
             if p["voucherPurchaseCode"] in self.whole_started:
                 continue
             if expected is None or seen_per_purchase[p["voucherPurchaseCode"]] < expected:
-                queries.append(Query.of("vouchers", purchaseCode=p["voucherPurchaseCode"]))
-        return queries
+                codes.append(p["voucherPurchaseCode"])
+        return codes
 
     def read(self, workers: int) -> Iterator[list[dict[str, Any]]]:
         """Yield every voucher once, page by page."""
@@ -267,4 +280,5 @@ class VoucherPlan:
                  len(self.whole_programs), len(self.whole_started), len(extra))
         if extra:
             log.info("vouchers: %d purchases hold vouchers no exam slice reached; listing them", len(extra))
-            yield from read_all(client, extra, self.split, workers=workers, seen=seen)
+            queries = (Query.of("vouchers", purchaseCode=code) for code in extra)  # made as the reader needs them
+            yield from read_all(client, queries, self.split, workers=workers, seen=seen)

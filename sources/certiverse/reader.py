@@ -80,9 +80,13 @@ class SeenIds:
         return self._sorted[idx] == hashes
 
     def _merge(self) -> None:
-        recent = np.fromiter(self._recent, dtype=np.int64, count=len(self._recent))
-        self._sorted = np.union1d(self._sorted, recent)
-        self._recent = set()
+        if not self._recent:
+            return
+        # Recent hashes are never in the sorted array already: concatenate and sort in place
+        # (np.union1d would hold several copies of the array at once).
+        merged = np.concatenate((self._sorted, np.fromiter(self._recent, dtype=np.int64, count=len(self._recent))))
+        merged.sort()
+        self._sorted, self._recent = merged, set()
 
 
 def no_split(query: Query) -> None:
