@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         "transform",
         help="build the utilization and expiry tables from what is loaded",
         description="Run the SQL models in transforms/ (staging, then marts such as voucher_utilization and "
-        "voucher_expiry) on the destination, as tables in the loaded dataset, and print headline numbers. "
+        "voucher_expiry) on the destination, in the loaded dataset (staging and intermediate as views, marts as tables), and "
+        "print headline numbers. "
         "See docs/marts.md.",
     )
     _add_destination_args(transform)
