@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import orjson
 
 log = logging.getLogger(__name__)
 
@@ -354,8 +355,8 @@ _MISSING = object()
 
 def _json_or_missing(response: httpx.Response) -> Any:
     try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return orjson.loads(response.content)  # ~2x faster than json; invalid UTF-8 is a decode error too
+    except orjson.JSONDecodeError:
         return _MISSING
 
 
