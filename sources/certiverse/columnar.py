@@ -58,15 +58,16 @@ def content_hash(record: dict[str, Any]) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
-def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        path = prefix + key
-        if isinstance(value, dict):
-            flat.update(_flatten(value, path + "__"))
+def _flat_columns(rows: list[dict[str, Any] | None], prefix: str = "") -> dict[str, list[Any]]:
+    """Column lists by flattened path (``usedBy__firstName``), built a column at a time."""
+    out: dict[str, list[Any]] = {}
+    for key in set().union(*(r for r in rows if r)):
+        values = [r.get(key) if r else None for r in rows]
+        if dict in set(map(type, values)):
+            out.update(_flat_columns([v if isinstance(v, dict) else None for v in values], f"{prefix}{key}__"))
         else:
-            flat[path] = value
-    return flat
+            out[prefix + key] = values
+    return out
 
 
 def _timestamps(values: pa.Array) -> pa.Array:
@@ -80,7 +81,7 @@ def _timestamps(values: pa.Array) -> pa.Array:
 
 def _extra_column(values: list[Any]) -> pa.Array:
     """A field the reference does not list: Arrow's inferred type, or JSON text if it has none."""
-    if any(isinstance(v, list) for v in values):
+    if list in set(map(type, values)):
         return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], type=pa.string())
     try:
         return pa.array(values)
@@ -91,19 +92,19 @@ def _extra_column(values: list[Any]) -> pa.Array:
 def voucher_table(records: list[dict[str, Any]]) -> pa.Table:
     """One Arrow table for a batch of voucher records as the API returns them."""
     hashes = pa.array([content_hash(r) for r in records], type=pa.int64())
-    flat = [_flatten(r) if any(isinstance(v, dict) for v in r.values()) else r for r in records]
+    values = _flat_columns(records)
+    missing = [None] * len(records)
     columns: dict[str, pa.Array] = {}
     for path, (name, data_type) in VOUCHER_COLUMNS.items():
-        values = [r.get(path) for r in flat]
+        column = values.get(path, missing)
         if data_type == TIMESTAMP:
-            columns[name] = _timestamps(pa.array(values, type=pa.string()))
+            columns[name] = _timestamps(pa.array(column, type=pa.string()))
         else:
-            columns[name] = pa.array(values, type=data_type)
-    extra = sorted({path for r in flat for path in r} - VOUCHER_COLUMNS.keys())
-    for path in extra:
+            columns[name] = pa.array(column, type=data_type)
+    for path in sorted(values.keys() - VOUCHER_COLUMNS.keys()):
         name = _naming.normalize_path(path)
         if name not in columns:
-            columns[name] = _extra_column([r.get(path) for r in flat])
+            columns[name] = _extra_column(values[path])
     columns[CONTENT_HASH] = hashes
     # Never null, as the resource's hints say (dlt warns when Arrow's schema disagrees).
     fields = [pa.field(name, array.type, nullable=name not in _NOT_NULL) for name, array in columns.items()]
