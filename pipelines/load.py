@@ -26,7 +26,7 @@ RESOURCES = ("partners", "programs", "purchases", "vouchers")
 # dlt's own default, <pipeline>.duckdb, is certiverse.duckdb: DuckDB then cannot tell the
 # file's catalog from the dataset `certiverse` ("Ambiguous reference to catalog or schema").
 DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
-DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_MEMORY_LIMIT = "128MB"
 # Columnar files load ~30x faster than dlt's default INSERT statements (shared/dlt-notes.md).
 FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv"}
 
