@@ -34,8 +34,12 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
                 f"select id, voucher_code, voucher_purchase_code, {exam}, expiration_date_utc from {vouchers} "
                 f"where {current} and not is_used and is_active"
             ) as cursor:
-                while rows := cursor.fetchmany(10_000):
-                    snapshot.live.add(rows)
+                if pipeline.destination.destination_name == "duckdb":
+                    for table in cursor.iter_arrow(chunk_size=100_000):  # DuckDB's own Arrow export
+                        snapshot.live.add_arrow(table)
+                else:
+                    while rows := cursor.fetchmany(10_000):
+                        snapshot.live.add(rows)
             snapshot.vouchers = client.execute_sql(f"select count(*) from {vouchers} where {current}")[0][0]
             for (purchase,) in client.execute_sql(
                 f"select distinct voucher_purchase_code from {vouchers} "

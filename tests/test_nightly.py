@@ -124,3 +124,22 @@ def test_a_fresh_machine_picks_up_state_from_the_warehouse_and_runs_nightly(smal
         load(fresh, app, url, small_tenant)
     vouchers_state = fresh.state["sources"]["certiverse"]["resources"]["vouchers"]
     assert (vouchers_state["mode"], vouchers_state["night"]) == ("nightly", 1)
+
+
+def test_the_snapshot_holds_the_same_columns_from_rows_and_from_arrow():
+    import numpy as np
+    import pyarrow as pa
+
+    from sources.certiverse.nightly import NEVER, LiveVouchers, epoch_us
+
+    expires = dt.datetime(2027, 1, 31, tzinfo=dt.timezone.utc)
+    rows = [("v1", "C-1", "P1", "EX1", expires), ("v2", "C-2", "P2", None, None), ("v3", "C-3", "P1", "EX2", expires)]
+    from_rows, from_arrow = LiveVouchers(), LiveVouchers()
+    from_rows.add(rows)
+    from_arrow.add_arrow(pa.table({name: [r[i] for r in rows] for i, name in enumerate("abcde")}))
+    for live in (from_rows, from_arrow):
+        assert [live.purchases[i] for i in live.purchase] == ["P1", "P2", "P1"]
+        assert [live.exams[i] if i >= 0 else None for i in live.exam] == ["EX1", None, "EX2"]
+        assert live.expires.tolist() == [epoch_us(expires), NEVER, epoch_us(expires)]
+        assert live.codes.tolist() == [b"C-1", b"C-2", b"C-3"]
+        assert np.array_equal(live.id_hashes, [hash("v1"), hash("v2"), hash("v3")])

@@ -83,6 +83,31 @@ class LiveVouchers:
                                  np.array(expires, dtype=np.int64)))
             self._columns = None
 
+    def add_arrow(self, table: Any) -> None:
+        """Append an Arrow table with the columns of ``add`` (in that order): no Python row objects."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not table.num_rows:
+            return
+        vid, code, purchase, exam, expires = table.columns
+        ids = np.array([hash(v) for v in vid.to_pylist()], dtype=np.int64)
+        codes = np.array([c.encode() for c in code.to_pylist()], dtype=np.bytes_)
+        expires_us = pc.cast(pc.cast(expires, pa.timestamp("us", tz="UTC")), pa.int64()).fill_null(NEVER)
+        self._chunks.append((ids, codes, self._indexes(purchase, self.purchases, self._purchase_index),
+                             self._indexes(exam, self.exams, self._exam_index),
+                             expires_us.to_numpy().astype(np.int64)))
+        self._columns = None
+
+    def _indexes(self, column: Any, values: list[str], index: dict[str, int]) -> np.ndarray:
+        """Shared-list indexes of a string column (-1 for null) via Arrow's dictionary encoding."""
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        mapping = np.array([self._index(v, values, index) for v in encoded.dictionary.to_pylist()] + [-1],
+                           dtype=np.int32)
+        return mapping[encoded.indices.fill_null(len(mapping) - 1).to_numpy()]
+
     @staticmethod
     def _index(value: str, values: list[str], index: dict[str, int]) -> int:
         i = index.get(value)
