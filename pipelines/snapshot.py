@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import dlt
+import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from sources.certiverse import Snapshot
@@ -30,14 +31,16 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
             current = "_dlt_valid_to is null"
             # Streamed in batches into columns: on a large tenant this is hundreds of
             # thousands of rows, held for the whole run.
-            with client.execute_query(
+            live = (
                 f"select id, voucher_code, voucher_purchase_code, {exam}, expiration_date_utc from {vouchers} "
                 f"where {current} and not is_used and is_active"
-            ) as cursor:
-                if pipeline.destination.destination_name == "duckdb":
-                    for table in cursor.iter_arrow(chunk_size=100_000):  # DuckDB's own Arrow export
-                        snapshot.live.add_arrow(table)
-                else:
+            )
+            if pipeline.destination.destination_name == "duckdb":
+                # DuckDB's own Arrow export, in batches: no Python row per voucher.
+                for batch in client.native_connection.sql(live).to_arrow_reader(100_000):
+                    snapshot.live.add_arrow(pa.Table.from_batches([batch]))
+            else:
+                with client.execute_query(live) as cursor:
                     while rows := cursor.fetchmany(10_000):
                         snapshot.live.add(rows)
             snapshot.vouchers = client.execute_sql(f"select count(*) from {vouchers} where {current}")[0][0]
