@@ -81,12 +81,12 @@ def _timestamps(values: pa.Array) -> pa.Array:
 
 def _extra_column(values: list[Any]) -> pa.Array:
     """A field the reference does not list: Arrow's inferred type, or JSON text if it has none."""
-    if list in set(map(type, values)):
-        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], type=pa.string())
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], type=pa.string())
+    if list not in set(map(type, values)):
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], type=pa.string())
 
 
 def voucher_table(records: list[dict[str, Any]]) -> pa.Table:

@@ -24,9 +24,11 @@ import math
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .client import Query
 from .plans import Catalog, VoucherPlan
@@ -50,14 +52,29 @@ def epoch_us(value: dt.datetime | None) -> int:
     return (value - _EPOCH) // dt.timedelta(microseconds=1)
 
 
+class LiveColumns(NamedTuple):
+    """The snapshot's open vouchers, one numpy array per field, row for row."""
+
+    id_hashes: np.ndarray  # hash(id), as SeenIds hashes ids
+    codes: np.ndarray  # voucher codes, bytes
+    purchase: np.ndarray  # index into LiveVouchers.purchases
+    exam: np.ndarray  # index into LiveVouchers.exams, -1: no exam
+    expires: np.ndarray  # epoch microseconds, NEVER: no expiry
+
+
+# What ``add`` takes, and what ``add_arrow`` takes in this order.
+_LIVE_SCHEMA = pa.schema([("id", pa.string()), ("voucher_code", pa.string()), ("voucher_purchase_code", pa.string()),
+                          ("store_exam_code", pa.string()), ("expiration_date_utc", pa.timestamp("us", tz="UTC"))])
+
+
 class LiveVouchers:
     """The unused, active vouchers the warehouse holds, in about 50 bytes each.
 
     A large tenant has hundreds of thousands of them, held for the whole run; as
     Python objects they cost ~400 bytes each and the run's memory grew with the
-    tenant. Columns instead: the id's hash (as ``SeenIds`` hashes it), purchase and
-    exam as indexes into shared lists (-1: no exam), expiry in epoch microseconds,
-    and the voucher code as bytes (needed only to re-read vouchers that left).
+    tenant. Columns instead (``LiveColumns``): the id's hash, purchase and exam as
+    indexes into shared lists, expiry in epoch microseconds, and the voucher code as
+    bytes (needed only to re-read vouchers that left).
     """
 
     def __init__(self) -> None:
@@ -65,44 +82,30 @@ class LiveVouchers:
         self.exams: list[str] = []
         self._purchase_index: dict[str, int] = {}
         self._exam_index: dict[str, int] = {}
-        self._chunks: list[tuple[np.ndarray, ...]] = []
-        self._columns: tuple[np.ndarray, ...] | None = None
+        self._chunks: list[LiveColumns] = []
 
     def add(self, rows: Iterable[tuple[str, str, str, str | None, dt.datetime | None]]) -> None:
         """Append rows of (id, voucher code, purchase code, exam code or None, expiry or None)."""
-        ids, codes, purchases, exams, expires = [], [], [], [], []
-        for vid, code, purchase, exam, expires_at in rows:
-            ids.append(hash(vid))
-            codes.append(code.encode())
-            purchases.append(self._index(purchase, self.purchases, self._purchase_index))
-            exams.append(self._index(exam, self.exams, self._exam_index) if exam else -1)
-            expires.append(epoch_us(expires_at))
-        if ids:
-            self._chunks.append((np.array(ids, dtype=np.int64), np.array(codes, dtype=np.bytes_),
-                                 np.array(purchases, dtype=np.int32), np.array(exams, dtype=np.int32),
-                                 np.array(expires, dtype=np.int64)))
-            self._columns = None
+        fields = list(zip(*rows))
+        if fields:
+            self.add_arrow(pa.table([list(f) for f in fields], schema=_LIVE_SCHEMA))
 
-    def add_arrow(self, table: Any) -> None:
+    def add_arrow(self, table: pa.Table) -> None:
         """Append an Arrow table with the columns of ``add`` (in that order): no Python row objects."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         if not table.num_rows:
             return
         vid, code, purchase, exam, expires = table.columns
-        ids = np.array([hash(v) for v in vid.to_pylist()], dtype=np.int64)
-        codes = np.array([c.encode() for c in code.to_pylist()], dtype=np.bytes_)
-        expires_us = pc.cast(pc.cast(expires, pa.timestamp("us", tz="UTC")), pa.int64()).fill_null(NEVER)
-        self._chunks.append((ids, codes, self._indexes(purchase, self.purchases, self._purchase_index),
-                             self._indexes(exam, self.exams, self._exam_index),
-                             expires_us.to_numpy().astype(np.int64)))
-        self._columns = None
+        expires_us = pc.cast(pc.cast(expires, _LIVE_SCHEMA.field(4).type), pa.int64()).fill_null(NEVER)
+        self._chunks.append(LiveColumns(
+            np.array([hash(v) for v in vid.to_pylist()], dtype=np.int64),
+            np.array([c.encode() for c in code.to_pylist()], dtype=np.bytes_),
+            self._indexes(purchase, self.purchases, self._purchase_index),
+            self._indexes(exam, self.exams, self._exam_index),
+            expires_us.to_numpy().astype(np.int64),
+        ))
 
     def _indexes(self, column: Any, values: list[str], index: dict[str, int]) -> np.ndarray:
         """Shared-list indexes of a string column (-1 for null) via Arrow's dictionary encoding."""
-        import pyarrow.compute as pc
-
         encoded = pc.dictionary_encode(column.combine_chunks())
         mapping = np.array([self._index(v, values, index) for v in encoded.dictionary.to_pylist()] + [-1],
                            dtype=np.int32)
@@ -116,42 +119,20 @@ class LiveVouchers:
             values.append(value)
         return i
 
-    def _all(self) -> tuple[np.ndarray, ...]:
-        if self._columns is None:
-            if self._chunks:
-                self._columns = tuple(np.concatenate(parts) for parts in zip(*self._chunks))
-            else:
-                self._columns = (np.empty(0, np.int64), np.empty(0, np.bytes_), np.empty(0, np.int32),
-                                 np.empty(0, np.int32), np.empty(0, np.int64))
-            self._chunks = [self._columns]
-        return self._columns
+    @property
+    def columns(self) -> LiveColumns:
+        """All rows added so far (chunks are joined once, on first use)."""
+        if len(self._chunks) != 1:
+            empty = [np.empty(0, t) for t in (np.int64, np.bytes_, np.int32, np.int32, np.int64)]
+            self._chunks = [LiveColumns(*(np.concatenate(parts) for parts in zip(empty, *self._chunks)))]
+        return self._chunks[0]
 
     def __len__(self) -> int:
-        return len(self._all()[0])
-
-    @property
-    def id_hashes(self) -> np.ndarray:
-        return self._all()[0]
-
-    @property
-    def codes(self) -> np.ndarray:
-        return self._all()[1]
-
-    @property
-    def purchase(self) -> np.ndarray:
-        return self._all()[2]
-
-    @property
-    def exam(self) -> np.ndarray:
-        return self._all()[3]
-
-    @property
-    def expires(self) -> np.ndarray:
-        return self._all()[4]
+        return len(self.columns.id_hashes)
 
     def purchase_codes(self, mask: np.ndarray) -> set[str]:
         """The purchases of the rows ``mask`` selects."""
-        return {self.purchases[i] for i in np.unique(self.purchase[mask]).tolist()}
+        return {self.purchases[i] for i in np.unique(self.columns.purchase[mask]).tolist()}
 
 
 @dataclass
@@ -192,8 +173,8 @@ class NightlyPlan:
         """Tonight's queries, and the live vouchers (rows of the snapshot) they must return unless the
         vouchers changed."""
         live = self.snapshot.live
-        exam, purchase = live.exam, live.purchase
-        self.open = open_ = live.expires >= epoch_us(self.now)
+        exam, purchase = live.columns.exam, live.columns.purchase
+        self.open = open_ = live.columns.expires >= epoch_us(self.now)
         changed = self.changed_purchases()
         cap = self.catalog.record_cap
         everything = Query.of("vouchers", isUsed=False, isActive=True)
@@ -247,7 +228,7 @@ class NightlyPlan:
         """Requests a full read would take: every voucher in pages, plus a request per purchase the full
         plan reads one by one (programs over the cap, and vouchers not linked to an exam)."""
         live = self.snapshot.live
-        unlinked = set(self.snapshot.unlinked_settled) | live.purchase_codes(live.exam < 0)
+        unlinked = set(self.snapshot.unlinked_settled) | live.purchase_codes(live.columns.exam < 0)
         return _pages(self.snapshot.vouchers, self.page) + len(self.full.whole_purchases() | unlinked)
 
     def changed_purchases(self) -> set[str]:
@@ -276,7 +257,7 @@ class NightlyPlan:
         tonight = [q for q in settled + live_slices if slot(q.describe(), self.nights) == self.night]
         purchases = set(self.snapshot.unlinked_settled) | self.full.whole_purchases()
         live = self.snapshot.live
-        purchases |= live.purchase_codes((live.exam < 0) & ~self.open)
+        purchases |= live.purchase_codes((live.columns.exam < 0) & ~self.open)
         tonight += [Query.of("vouchers", purchaseCode=pc) for pc in sorted(purchases - already)
                     if slot(pc, self.nights) == self.night]
         return tonight
@@ -286,7 +267,7 @@ class NightlyPlan:
         client = self.catalog.client
         seen = SeenIds()
         yield from read_all(client, self.queries, self.full.split, workers=workers, seen=seen)
-        left = self.watched[~seen.known(self.snapshot.live.id_hashes[self.watched])]
+        left = self.watched[~seen.known(self.snapshot.live.columns.id_hashes[self.watched])]
         self.counts.update(left_open=len(left))
         if len(left):
             log.info("vouchers: %d open vouchers were used or deactivated since the last run; re-reading them",
@@ -299,7 +280,7 @@ class NightlyPlan:
         live = self.snapshot.live
         by_purchase: dict[str, list[str]] = defaultdict(list)
         for row in left.tolist():
-            by_purchase[live.purchases[live.purchase[row]]].append(live.codes[row].decode())
+            by_purchase[live.purchases[live.columns.purchase[row]]].append(live.columns.codes[row].decode())
         sizes = {p["voucherPurchaseCode"]: int(p.get("quantity") or 0) for p in self.catalog.purchases()}
         queries: list[Query] = []
         for purchase, codes in sorted(by_purchase.items()):
