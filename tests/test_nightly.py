@@ -55,6 +55,28 @@ def test_nightly_run_after_one_day_equals_the_api_but_for_settled_vouchers(small
     assert nightly.stats.total("vouchers") < first.stats.total("vouchers")
 
 
+@pytest.mark.postgres
+def test_nightly_run_on_postgres_reads_its_snapshot_and_equals_the_api(small_tenant, simulator, postgres_server, tmp_path):
+    """Postgres hands the snapshot over as rows, DuckDB as Arrow: the nightly plan must come out the same."""
+    warehouse = make_pipeline("postgres", postgres_server.create_database("nightly_snapshot"),
+                              pipelines_dir=str(tmp_path / "p"))
+    with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
+        first = load(warehouse, app, url, small_tenant)
+        settled = settled_ids(warehouse, small_tenant.now())
+        small_tenant.advance_day()
+        nightly = load(warehouse, app, url, small_tenant)
+    assert warehouse.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
+    assert nightly.stats.total("vouchers") < first.stats.total("vouchers")
+    for resource in ("partners", "programs"):
+        assert differences(warehouse, resource, small_tenant.records(resource)) == []
+    # The one known difference on Postgres: COPY loads an empty string as NULL (see NOTES.md).
+    problems = differences(warehouse, "purchases", small_tenant.records("purchases"), limit=10_000)
+    assert all(p.endswith("notes: api='' warehouse=None") for p in problems), problems[:3]
+    problems = differences(warehouse, "vouchers", small_tenant.records("vouchers"), limit=10_000)
+    assert not any("missing" in p or "not in the API" in p for p in problems), problems[:3]
+    assert {p.split()[1] for p in problems} <= settled
+
+
 def test_seven_nights_stay_exact_and_settled_changes_arrive_within_the_rolling_window(
     small_tenant, simulator, warehouse
 ):
@@ -138,8 +160,9 @@ def test_the_snapshot_holds_the_same_columns_from_rows_and_from_arrow():
     from_rows.add(rows)
     from_arrow.add_arrow(pa.table({name: [r[i] for r in rows] for i, name in enumerate("abcde")}))
     for live in (from_rows, from_arrow):
-        assert [live.purchases[i] for i in live.purchase] == ["P1", "P2", "P1"]
-        assert [live.exams[i] if i >= 0 else None for i in live.exam] == ["EX1", None, "EX2"]
-        assert live.expires.tolist() == [epoch_us(expires), NEVER, epoch_us(expires)]
-        assert live.codes.tolist() == [b"C-1", b"C-2", b"C-3"]
-        assert np.array_equal(live.id_hashes, [hash("v1"), hash("v2"), hash("v3")])
+        columns = live.columns
+        assert [live.purchases[i] for i in columns.purchase] == ["P1", "P2", "P1"]
+        assert [live.exams[i] if i >= 0 else None for i in columns.exam] == ["EX1", None, "EX2"]
+        assert columns.expires.tolist() == [epoch_us(expires), NEVER, epoch_us(expires)]
+        assert columns.codes.tolist() == [b"C-1", b"C-2", b"C-3"]
+        assert np.array_equal(columns.id_hashes, [hash("v1"), hash("v2"), hash("v3")])
