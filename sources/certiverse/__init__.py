@@ -27,6 +27,8 @@ from .client import (
     BadRequestError,
     CertiverseClient,
     CertiverseError,
+    ConfigurationError,
+    NotTheApiError,
     PagingError,
     Query,
     RequestStats,
@@ -34,7 +36,7 @@ from .client import (
 )
 from .columnar import CONTENT_HASH, voucher_batches
 from .nightly import LiveVouchers, NightlyPlan, Snapshot
-from .plans import Catalog, VoucherPlan
+from .plans import Catalog, VoucherPlan, read_purchases_whole
 from .reader import CapExceededError
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "CertiverseClient",
     "CertiverseError",
     "AuthError",
+    "ConfigurationError",
+    "NotTheApiError",
     "BadRequestError",
     "TooManyRecordsError",
     "CapExceededError",
@@ -87,6 +91,7 @@ def certiverse_source(
     previous: Snapshot | None = None,
     as_of: dt.datetime | None = None,
     stats: RequestStats | None = None,
+    reread_purchases: Sequence[str] | None = None,
 ) -> Sequence[DltResource]:
     """Partners, programs, purchases and vouchers of one Certiverse tenant.
 
@@ -109,6 +114,8 @@ def certiverse_source(
         as_of: the API's "now", to tell open vouchers from expired ones (default:
             the wall clock; the simulator has a clock of its own).
         stats: request counters to fill (the CLI prints them).
+        reread_purchases: read only these purchases' vouchers, whole (the counter check's
+            repair; the nightly plan and its state are left alone).
     """
     client = CertiverseClient(
         base_url,
@@ -126,7 +133,7 @@ def certiverse_source(
         partners(catalog),
         programs(catalog),
         purchases(catalog),
-        vouchers(catalog, None if full_refresh else previous, recheck_nights, as_of),
+        vouchers(catalog, None if full_refresh else previous, recheck_nights, as_of, reread_purchases),
     )
 
 
@@ -175,9 +182,16 @@ def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     ),
 )
 def vouchers(
-    catalog: Catalog, previous: Snapshot | None = None, recheck_nights: int = 7, as_of: dt.datetime | None = None
+    catalog: Catalog,
+    previous: Snapshot | None = None,
+    recheck_nights: int = 7,
+    as_of: dt.datetime | None = None,
+    reread_purchases: Sequence[str] | None = None,
 ) -> Iterator[Any]:
     """Every voucher (first run, full refresh) or what can have changed since the last run, as Arrow tables."""
+    if reread_purchases is not None:
+        yield from voucher_batches(read_purchases_whole(catalog.client, reread_purchases, catalog.workers))
+        return
     state = dlt.current.resource_state()
     night = int(state.get("night", 0))
     now = as_of or dt.datetime.now(dt.timezone.utc)

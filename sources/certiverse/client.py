@@ -35,7 +35,15 @@ class CertiverseError(Exception):
 
 
 class AuthError(CertiverseError):
-    """The API answered 401: the token is missing, wrong or lacks the function point."""
+    """The API answered 401, or the token is missing or malformed: nothing was (or will be) retried."""
+
+
+class ConfigurationError(CertiverseError):
+    """The base URL (or another setting) cannot be right; no request was sent."""
+
+
+class NotTheApiError(CertiverseError):
+    """The server answered something that is not the API (an HTML page, a proxy's error): not retried."""
 
 
 class BadRequestError(CertiverseError):
@@ -153,16 +161,11 @@ class CertiverseClient:
         max_requests_per_second: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not base_url:
-            raise CertiverseError("no base URL: set [sources.certiverse] base_url or SOURCES__CERTIVERSE__BASE_URL")
-        if not api_token:
-            raise AuthError("no API token: set SOURCES__CERTIVERSE__API_TOKEN or api_token in .dlt/secrets.toml")
-        base = urlsplit(base_url.rstrip("/"))
-        if base.scheme not in ("http", "https") or not base.hostname:
-            raise CertiverseError(f"base URL must be http(s)://host[:port], got {base_url!r}")
+        base = check_base_url(base_url)
+        api_token = check_token(api_token)
         if max_requests_per_second is not None and max_requests_per_second <= 0:
-            raise CertiverseError(f"max_requests_per_second must be positive, got {max_requests_per_second!r}")
-        self.base_url = base_url.rstrip("/")
+            raise ConfigurationError(f"max_requests_per_second must be positive, got {max_requests_per_second!r}")
+        self.base_url = f"{base.scheme}://{base.netloc}"
         self._origin = _origin(base)
         self.stats = RequestStats()
         # Not documented: learned from the longest page that had a next page.
@@ -252,7 +255,8 @@ class CertiverseClient:
         if status == 422:
             raise TooManyRecordsError(query, page)
         if status != 200:
-            raise CertiverseError(f"{query.describe()} page {page}: unexpected HTTP {status}: {_error_text(response)}")
+            raise NotTheApiError(f"{query.describe()} page {page}: unexpected answer ({describe_response(response)}); "
+                                 "check the base URL")
         if not isinstance(body, dict):
             raise CertiverseError(f"{query.describe()} page {page}: body is not a JSON object")
         return body
@@ -266,7 +270,7 @@ class CertiverseClient:
         if response.status_code == 400:
             raise BadRequestError(Query("purchases"), _error_text(response))
         if response.status_code != 200:
-            raise CertiverseError(f"POST purchase: HTTP {response.status_code}: {_error_text(response)}")
+            raise NotTheApiError(f"POST purchase: unexpected answer ({describe_response(response)})")
         return body
 
     def _send(
@@ -291,7 +295,7 @@ class CertiverseClient:
                         "and that its user holds the PartnerManageVouchers function point"
                     )
                 if response.status_code == 429 or response.status_code >= 500:
-                    problem = f"HTTP {response.status_code}"
+                    problem = describe_response(response)
                     if response.status_code == 429:
                         retry_after = _retry_after(response.headers.get("Retry-After"))
                 else:
@@ -299,6 +303,12 @@ class CertiverseClient:
                     if body is not _MISSING:
                         self.stats.add(endpoint, outcome)
                         return response, body
+                    if not _is_json_type(response):
+                        self.stats.add(endpoint, "not_api")
+                        raise NotTheApiError(
+                            f"{what}: the server at {self.base_url} did not answer as the Certiverse API "
+                            f"({describe_response(response)}); check the base URL"
+                        )
                     outcome, problem = "bad_body", "body is not valid JSON (truncated?)"
             self.stats.add(endpoint, outcome)
             if attempt == attempts:
@@ -343,6 +353,64 @@ class CertiverseClient:
                 if self._pause_until <= paused_until:
                     return
             # A 429 paused every thread while this one waited for its slot: take a new one after the pause.
+
+
+def check_base_url(base_url: str | None) -> Any:
+    """The base URL split into parts, if it is an API root (``scheme://host[:port]``); else a clear error.
+
+    Paths are refused rather than guessed at: ``https://host/api/vouchers`` (a copied endpoint URL)
+    would otherwise become ``https://host/api/vouchers/api/vouchers/partners`` and a 404 page.
+    """
+    if not base_url or not str(base_url).strip():
+        raise ConfigurationError(
+            "no base URL: set [sources.certiverse] base_url in .dlt/config.toml, SOURCES__CERTIVERSE__BASE_URL, "
+            "or --base-url (e.g. https://yourtenant.certiverse.com)"
+        )
+    text = str(base_url).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"the base URL must look like https://host[:port], got {text!r}")
+    if parts.username or parts.password:
+        raise ConfigurationError("the base URL must not carry a user or password; the token goes in api_token")
+    if parts.path.rstrip("/") or parts.query or parts.fragment:
+        root = f"{parts.scheme}://{parts.netloc}"
+        raise ConfigurationError(
+            f"the base URL is the API root without a path: use {root}, not {text} "
+            "(the client adds /api/vouchers/... itself)"
+        )
+    return parts
+
+
+def check_token(api_token: str | None) -> str:
+    """The token without the whitespace a file or a paste adds around it; refuses one that is still not a token.
+
+    A newline inside an HTTP header is a protocol error that looks like a network fault, and
+    would be retried; refusing it here says what is wrong, once.
+    """
+    token = (api_token or "").strip()
+    if not token:
+        raise AuthError("no API token: set SOURCES__CERTIVERSE__API_TOKEN or api_token in .dlt/secrets.toml")
+    if token.lower().startswith("bearer "):
+        raise AuthError("the API token starts with 'Bearer ': give the token alone, the client adds the scheme")
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise AuthError("the API token has whitespace or control characters inside it: copy it again "
+                        "(SOURCES__CERTIVERSE__API_TOKEN or api_token in .dlt/secrets.toml)")
+    return token
+
+
+def describe_response(response: httpx.Response, limit: int = 80) -> str:
+    """Status, content type and a short one-line excerpt of a body: enough to tell a proxy page from the API."""
+    content_type = response.headers.get("Content-Type") or "no content type"
+    excerpt = " ".join(response.content[: limit * 4].decode("utf-8", "replace").split())
+    if len(excerpt) > limit:
+        excerpt = excerpt[:limit] + "..."
+    return f"HTTP {response.status_code}, {content_type}" + (f": {excerpt!r}" if excerpt else ", empty body")
+
+
+def _is_json_type(response: httpx.Response) -> bool:
+    """Whether the server says the body is JSON, or says nothing (a truncated JSON body then)."""
+    content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return not content_type or content_type == "application/json" or content_type.endswith("+json")
 
 
 def _origin(parts: Any) -> tuple[str, str, int | None]:

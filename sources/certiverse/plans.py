@@ -152,6 +152,21 @@ class PurchaseSplit:
         return [query.narrowed(**{self.second: v}) for v in self.values]
 
 
+def split_purchase_query(query: Query) -> list[Query] | None:
+    """One purchase's vouchers over the cap: its closed boolean slices are all that is left."""
+    for flag in ("isUsed", "isActive"):
+        if flag not in query.params:
+            return [query.narrowed(**{flag: True}), query.narrowed(**{flag: False})]
+    return None
+
+
+def read_purchases_whole(client: CertiverseClient, codes: Iterable[str], workers: int
+                         ) -> Iterator[list[dict[str, Any]]]:
+    """Every voucher of these purchases, page by page (the counter check's re-read)."""
+    queries = (Query.of("vouchers", purchaseCode=code) for code in codes)
+    yield from read_all(client, queries, split_purchase_query, workers=workers)
+
+
 def expected_vouchers(purchase: dict[str, Any]) -> int | None:
     """How many vouchers a purchase should have, or None when its status does not say."""
     status = purchase.get("status")
@@ -221,11 +236,7 @@ class VoucherPlan:
         """Narrower queries that together cover ``query`` (called when it is over the cap)."""
         params = query.params
         if "purchaseCode" in params:
-            # One purchase over the cap: its closed boolean slices are all that is left.
-            for flag in ("isUsed", "isActive"):
-                if flag not in params:
-                    return [query.narrowed(**{flag: True}), query.narrowed(**{flag: False})]
-            return None
+            return split_purchase_query(query)
         if "isActive" not in params:
             return [query.narrowed(isActive=True), query.narrowed(isActive=False)]
         if "storeExamCode" not in params:
