@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import dlt
 from dlt.common.pipeline import LoadInfo
@@ -16,7 +13,12 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from sources.certiverse import RequestStats, certiverse_source
 
+from . import counters
+from .counters import CounterCheck
+from .locks import exclusive, retry_when_locked
+from .publishing import Targets, working_file
 from .snapshot import read_snapshot
+from .warehouse import align_with_warehouse, tables
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +43,23 @@ class LoadResult:
     rows: dict[str, int] = field(default_factory=dict)
     extracted: dict[str, int] = field(default_factory=dict)  # rows this run read, per table
     written: dict[str, int] = field(default_factory=dict)  # rows this run added (new or changed), root tables
+    counter_check: CounterCheck | None = None
+    full_read_reason: str | None = None  # why everything was read though the warehouse had data
 
 
-def make_destination(destination: str = "duckdb", credentials: Any = None) -> Any:
-    """A dlt destination; ``credentials`` None means dlt's config (`.dlt/`, env)."""
+def make_destination(destination: str = "duckdb", credentials: Any = None, *, read_only: bool = False) -> Any:
+    """A dlt destination; ``credentials`` None means dlt's config (`.dlt/`, env).
+
+    ``read_only`` opens a DuckDB file for reading only, so that other readers do not lock it out
+    (`status`, `report`).
+    """
     if destination == "duckdb":
         target = credentials or dlt.secrets.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
         if isinstance(target, str):
             # DuckDB may take 80% of RAM for a merge; past this limit it spills to disk instead,
             # so the run's memory does not grow with the tenant.
             limit = dlt.config.get("destination.duckdb.memory_limit") or DUCKDB_MEMORY_LIMIT
-            target = DuckDbCredentials(target, global_config={"memory_limit": str(limit)})
+            target = DuckDbCredentials(target, read_only=read_only, global_config={"memory_limit": str(limit)})
         return dlt.destinations.duckdb(credentials=target)
     if destination == "postgres":
         return dlt.destinations.postgres(credentials=credentials) if credentials else dlt.destinations.postgres()
@@ -66,8 +74,9 @@ def make_pipeline(
     pipeline_name: str = PIPELINE_NAME,
     dataset_name: str = DATASET_NAME,
     progress: Any = None,
+    read_only: bool = False,
 ) -> dlt.Pipeline:
-    """The project's pipeline on DuckDB (default) or Postgres."""
+    """The project's pipeline on DuckDB (default) or Postgres (``read_only``: see :func:`make_destination`)."""
     kwargs: dict[str, Any] = {}
     if pipelines_dir:
         kwargs["pipelines_dir"] = pipelines_dir
@@ -75,32 +84,10 @@ def make_pipeline(
         kwargs["progress"] = progress
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=make_destination(destination, credentials),
+        destination=make_destination(destination, credentials, read_only=read_only),
         dataset_name=dataset_name,
         **kwargs,
     )
-
-
-class PipelineBusyError(RuntimeError):
-    """Another run holds this pipeline."""
-
-
-@contextmanager
-def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """Hold the pipeline's lock file; a second run at once refuses instead of corrupting state."""
-    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
-    path = os.path.join(pipeline.pipelines_dir, f"{pipeline.pipeline_name}.lock")
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PipelineBusyError(
-                f"pipeline '{pipeline.pipeline_name}' is already running (lock {path}); try again when it ends"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_load(
@@ -111,12 +98,17 @@ def run_load(
     full_refresh: bool = False,
     source_options: dict[str, Any] | None = None,
     stats: RequestStats | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> LoadResult:
-    """Finish what an earlier run left pending, then extract and load what can have changed.
+    """Bring local state in line with the warehouse, finish what an earlier run left pending, extract and
+    load what can have changed, then check every purchase against the API's counters and re-read those
+    that disagree.
 
-    The first run, and ``full_refresh``, read everything; later runs read the
-    nightly plan against what the warehouse holds. base_url/api_token None means
-    dlt's config. ``stats`` lets a caller watch requests while the run goes on.
+    The first run, ``full_refresh``, and a warehouse that lacks loads the local state
+    remembers read everything; later runs read the nightly plan against what the
+    warehouse holds. base_url/api_token None means dlt's config. ``stats`` lets a
+    caller watch requests while the run goes on; ``on_wait`` hears why the run waits
+    for a locked DuckDB file.
     """
     stats = stats or RequestStats()
     options = dict(source_options or {})
@@ -129,28 +121,66 @@ def run_load(
     # rows_written() and analysts tell loads apart by it.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     file_format = FILE_FORMATS.get(pipeline.destination.destination_name)
+    duckdb_file = working_file(pipeline)
+
+    def locked(action: Callable[[], Any]) -> Any:
+        return retry_when_locked(action, duckdb_file, on_wait=on_wait, published=_published_hint(duckdb_file))
+
     with exclusive(pipeline):
-        if pipeline.has_pending_data:
-            # run() with pending packages only loads them and returns without extracting.
-            log.warning("finishing the load an earlier run left pending")
-            pipeline.run(loader_file_format=file_format)
-        if not pipeline.default_schema_name:
-            # A fresh pipelines folder (a new machine, a CI runner): take state and schema from
-            # the destination, or every run there would be a full read.
-            pipeline.sync_destination()
-        previous = None if full_refresh else read_snapshot(pipeline)
+        reason = locked(lambda: align_with_warehouse(pipeline, lambda: pipeline.run(loader_file_format=file_format)))
+        if reason:
+            full_refresh = True
+        previous = None if full_refresh else locked(lambda: read_snapshot(pipeline))
         source = certiverse_source(stats=stats, full_refresh=full_refresh, previous=previous, **options)
-        info = pipeline.run(source, loader_file_format=file_format)
-    seconds = time.monotonic() - started
-    extracted = dict(pipeline.last_trace.last_normalize_info.row_counts) if pipeline.last_trace else {}
+        info = locked(lambda: pipeline.run(source, loader_file_format=file_format))
+        load_ids = list(info.loads_ids) if info else []
+        extracted = _extracted(pipeline)
+        check = CounterCheck()
+        checked, found, reread = locked(lambda: counters.to_reread(pipeline))
+        check.checked = checked
+        if reread:
+            log.info("counter check: %d purchases disagree with their vouchers in the warehouse; re-reading them",
+                     len(reread))
+            repair = certiverse_source(stats=stats, reread_purchases=reread, **options).with_resources("vouchers")
+            repair_info = locked(lambda: pipeline.run(repair, loader_file_format=file_format))
+            load_ids += list(repair_info.loads_ids) if repair_info else []
+            for table, n in _extracted(pipeline).items():
+                extracted[table] = extracted.get(table, 0) + n
+            checked, found, _ = locked(lambda: counters.to_reread(pipeline))
+            check.reread = reread
+            check.repaired = [code for code in reread if code not in found]
+        check.api_accounting = sorted(found)
+        locked(lambda: counters.record(pipeline, check, found))
+        rows = locked(lambda: table_counts(pipeline))
+        written = locked(lambda: rows_written(pipeline, load_ids))
     return LoadResult(
         info=info,
         stats=stats,
-        seconds=seconds,
-        rows=table_counts(pipeline),
-        extracted={t: n for t, n in extracted.items() if not t.startswith("_dlt")},
-        written=rows_written(pipeline, info.loads_ids if info else []),
+        seconds=time.monotonic() - started,
+        rows=rows,
+        extracted=extracted,
+        written=written,
+        counter_check=check,
+        full_read_reason=reason,
     )
+
+
+def _extracted(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Rows the last pipeline.run read, per data table."""
+    trace = pipeline.last_trace
+    if not trace or not trace.last_normalize_info:
+        return {}
+    return {t: n for t, n in trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
+
+
+def _published_hint(duckdb_file: str | None) -> str | None:
+    """The published copy's path, for the message a locked working file ends with."""
+    if duckdb_file is None:
+        return None
+    try:
+        return str(Targets.for_warehouse(duckdb_file).duckdb_file or "") or None
+    except Exception:  # a bad [publish] setting must not hide the lock message
+        return None
 
 
 def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -158,8 +188,9 @@ def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
     counts: dict[str, int] = {}
     schema = pipeline.default_schema
     with pipeline.sql_client() as client:
+        present = tables(client)
         for name in sorted(schema.data_table_names()):
-            if not name.startswith("_dlt"):
+            if not name.startswith("_dlt") and name in present:
                 qualified = client.make_qualified_table_name(name)
                 counts[name] = client.execute_sql(f"select count(*) from {qualified}")[0][0]
     return counts

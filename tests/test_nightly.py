@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from pipelines.load import PipelineBusyError, exclusive, make_pipeline, run_load
+from pipelines.load import make_pipeline, run_load
+from pipelines.locks import PipelineBusyError, exclusive
 from tests.helpers import RESOURCES, current_rows, differences
 
 # Below the small tenant's voucher slices, so the nightly plan has to split as it would on a big tenant.

@@ -1,0 +1,158 @@
+"""Who may touch the warehouse when: the run lock, and waiting out a DuckDB file held by someone else.
+
+DuckDB lets many processes read a file or one process write it, never both, and
+says so at once instead of waiting. An analyst with the working file open (a
+notebook, the DuckDB CLI, a dashboard) would make a nightly run fail on the spot;
+instead the run waits a bounded time, says what it waits for, and if the file
+stays locked ends with one message naming the holder (DuckDB reports its PID)
+and pointing at the published copy, which is there for readers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import dlt
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TIMEOUT = 180.0  # seconds: a query in a notebook ends; a forgotten connection does not
+_LOCK_MESSAGE = re.compile(r"Could not set lock on file .*?Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)",
+                           re.DOTALL)
+
+
+class PipelineBusyError(RuntimeError):
+    """Another run holds this pipeline."""
+
+
+class WarehouseLockedError(RuntimeError):
+    """The DuckDB file stayed locked by another process for the whole wait."""
+
+    def __init__(self, path: str, holder: str, waited: float, published: str | None = None) -> None:
+        readers = (f"; readers should open the published copy {published} instead (read-only)" if published
+                   else "; readers should open the published copy instead (see `certiverse status`)")
+        super().__init__(
+            f"the DuckDB file {path} is locked by {holder} and stayed locked for {waited:.0f} s: "
+            f"close that connection and run again{readers}"
+        )
+        self.path, self.holder = path, holder
+
+
+@contextmanager
+def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Hold the pipeline's lock file; a second run at once refuses instead of corrupting state."""
+    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
+    path = os.path.join(pipeline.pipelines_dir, f"{pipeline.pipeline_name}.lock")
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineBusyError(
+                f"pipeline '{pipeline.pipeline_name}' is already running (lock {path}); try again when it ends"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_holder(error: BaseException) -> str | None:
+    """``PID 123 (duckdb -readonly warehouse.duckdb)`` from a DuckDB lock error in ``error``'s chain, else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        match = _LOCK_MESSAGE.search(str(seen))
+        if match:
+            pid = int(match.group("pid"))
+            return f"PID {pid} ({_command_line(pid) or match.group('program')})"
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "exception", None)
+    return None
+
+
+def _command_line(pid: int) -> str | None:
+    """What the holder runs, when this machine can see it (same host, /proc readable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            parts = handle.read().split(b"\0")
+    except OSError:
+        return None
+    text = " ".join(" ".join(p.decode(errors="replace").split()) for p in parts if p)
+    return (text[:120] + "...") if len(text) > 120 else text or None
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for a locked DuckDB file: ``[destination.duckdb] lock_timeout``, else 180."""
+    value = dlt.config.get("destination.duckdb.lock_timeout")
+    return DEFAULT_LOCK_TIMEOUT if value is None else float(value)
+
+
+def wait_until_free(
+    path: str,
+    *,
+    read_only: bool = False,
+    timeout: float | None = None,
+    published: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    poll: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once this process can open the DuckDB file at ``path`` (read-only or read-write).
+
+    Waits up to ``timeout`` seconds (default :func:`lock_timeout`), telling ``on_wait``
+    (default: the log) what it waits for every ten seconds or so, then raises
+    :class:`WarehouseLockedError`. A file that does not exist yet is free.
+    """
+    import duckdb
+
+    timeout = lock_timeout() if timeout is None else timeout
+    tell = on_wait or log.warning
+    started = clock()
+    last_told = None
+    while True:
+        if not os.path.exists(path):
+            return
+        try:
+            duckdb.connect(path, read_only=read_only).close()
+            if last_told is not None:
+                tell(f"the DuckDB file {path} is free again; going on")
+            return
+        except duckdb.Error as exc:
+            holder = lock_holder(exc)
+            if holder is None:
+                raise
+        waited = clock() - started
+        if waited >= timeout:
+            raise WarehouseLockedError(path, holder, waited, published)
+        if last_told is None or clock() - last_told >= 10:
+            tell(f"waiting for the DuckDB file {path}: locked by {holder}; "
+                 f"giving up in {timeout - waited:.0f} s")
+            last_told = clock()
+        sleep(min(poll, max(0.0, timeout - waited)))
+
+
+def retry_when_locked(
+    action: Callable[[], Any], path: str | None, *, read_only: bool = False, published: str | None = None,
+    on_wait: Callable[[str], None] | None = None, timeout: float | None = None,
+) -> Any:
+    """Run ``action``; if it fails because another process locked the DuckDB file, wait and run it once more.
+
+    Between dlt's steps the file is closed, so a reader can slip in after the
+    first wait; the retry covers that without holding a connection for the whole run.
+    """
+    if path is None:
+        return action()
+    wait_until_free(path, read_only=read_only, published=published, on_wait=on_wait, timeout=timeout)
+    try:
+        return action()
+    except Exception as exc:
+        if lock_holder(exc) is None:
+            raise
+        log.warning("the DuckDB file %s was taken by %s during the run; waiting for it", path, lock_holder(exc))
+    wait_until_free(path, read_only=read_only, published=published, on_wait=on_wait, timeout=timeout)
+    return action()
