@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from sources.certiverse import ApiUnavailableError, AuthError, CertiverseError
+from sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_CONFIG = 2
 EXIT_AUTH = 3
 EXIT_API = 4
 EXIT_DESTINATION = 5
@@ -32,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs every request at INFO; its URLs carry no token, but they drown the progress lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if getattr(args, "lock_timeout", None) is not None:
+        import dlt
+
+        dlt.config["destination.duckdb.lock_timeout"] = args.lock_timeout
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -46,19 +51,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def classify(exc: BaseException) -> tuple[int, str]:
-    """Exit code and message for a failure, looking through dlt's wrappers for the cause."""
+    """Exit code and one-line message for a failure, looking through dlt's wrappers for the cause."""
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+    from .locks import WarehouseLockedError, lock_holder
+    from .publishing import PublishError
+
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, AuthError):
             return EXIT_AUTH, str(seen)
+        if isinstance(seen, ConfigurationError):
+            return EXIT_CONFIG, str(seen)
+        if isinstance(seen, ConfigFieldMissingException):
+            return _missing_config(seen)
+        if isinstance(seen, (WarehouseLockedError, PublishError)):
+            return EXIT_DESTINATION, str(seen)
         if isinstance(seen, (ApiUnavailableError, CertiverseError)):
             return EXIT_API, str(seen)
         seen = seen.__cause__ or seen.__context__ or getattr(seen, "exception", None)
     from dlt.pipeline.exceptions import PipelineStepFailed
 
+    holder = lock_holder(exc)
+    if holder:
+        return EXIT_DESTINATION, (f"the DuckDB file is locked by {holder}: close that connection and run again; "
+                                  "readers should open the published copy instead (see `certiverse status`)")
     if isinstance(exc, PipelineStepFailed) and exc.step in ("load", "sync", "normalize"):
         return EXIT_DESTINATION, f"{exc.step} step failed: {exc.exception}"
     return EXIT_FAILURE, f"{type(exc).__name__}: {exc}"
+
+
+# dlt's message lists every place it looked, over twenty lines: one line first, the rest with -v.
+_MISSING = {
+    "base_url": (EXIT_CONFIG, "no base URL: set [sources.certiverse] base_url in .dlt/config.toml, "
+                              "SOURCES__CERTIVERSE__BASE_URL, or --base-url"),
+    "api_token": (EXIT_AUTH, "no API token: set SOURCES__CERTIVERSE__API_TOKEN or [sources.certiverse] api_token "
+                             "in .dlt/secrets.toml"),
+    "credentials": (EXIT_CONFIG, "no destination credentials: for Postgres set DESTINATION__POSTGRES__CREDENTIALS "
+                                 "(postgresql://user:password@host:5432/db) or [destination.postgres] credentials "
+                                 "in .dlt/secrets.toml"),
+}
+
+
+def _missing_config(exc: Any) -> tuple[int, str]:
+    for field in exc.fields:
+        if field in _MISSING:
+            code, message = _MISSING[field]
+            return code, message + " (-v shows where dlt looked)"
+    return EXIT_CONFIG, (f"missing configuration {', '.join(exc.fields)} of {exc.spec_name} "
+                         "(-v shows where dlt looked)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load Certiverse voucher data (partners, programs, purchases, vouchers) into "
         "DuckDB or Postgres with dlt. Configuration comes from .dlt/config.toml, .dlt/secrets.toml "
         "and environment variables such as SOURCES__CERTIVERSE__BASE_URL and SOURCES__CERTIVERSE__API_TOKEN.",
-        epilog="Exit codes: 0 ok, 1 other failure, 2 usage, 3 token refused, 4 API failure, 5 destination failure, "
-        "6 data stale (status).",
+        epilog="Exit codes: 0 ok, 1 other failure, 2 usage or configuration, 3 token missing or refused, "
+        "4 API failure, 5 destination failure (e.g. the DuckDB file is locked), 6 data stale (status).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     parser.add_argument("--progress", action="store_true", help="log progress lines while running")
@@ -84,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_destination_args(load)
     load.add_argument("--base-url", help="API root (overrides SOURCES__CERTIVERSE__BASE_URL)")
-    load.add_argument("--workers", type=int, help="queries fetched at once (default 4)")
+    load.add_argument("--workers", type=int, help="queries fetched at once (default: [sources.certiverse] workers, else 16)")
     _add_refresh_arg(load)
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
     load.set_defaults(handler=cmd_load)
@@ -93,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         "transform",
         help="build the utilization and expiry tables from what is loaded",
         description="Run the SQL models in transforms/ (staging, then marts such as voucher_utilization and "
-        "voucher_expiry) on the destination, in the loaded dataset (staging and intermediate as views, marts as tables), and "
-        "print headline numbers. "
+        "voucher_expiry) on the destination, in the loaded dataset (staging and intermediate as views, marts as "
+        "tables), print headline numbers, and (DuckDB) publish the copy readers open (see `certiverse publish`). "
         "See docs/marts.md.",
     )
     _add_destination_args(transform)
@@ -104,12 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="load, then transform",
-        description="`certiverse load` followed by `certiverse transform`: extract and load from the API, then "
-        "rebuild the utilization and expiry tables.",
+        description="`certiverse load` followed by `certiverse transform`: extract and load from the API, check "
+        "every purchase against the API's counters (re-reading those that disagree), rebuild the utilization and "
+        "expiry tables, and (DuckDB) publish the copy analysts and BI tools open (see `certiverse publish`).",
     )
     _add_destination_args(run)
     run.add_argument("--base-url", help="API root (overrides SOURCES__CERTIVERSE__BASE_URL)")
-    run.add_argument("--workers", type=int, help="queries fetched at once (default 4)")
+    run.add_argument("--workers", type=int, help="queries fetched at once (default: [sources.certiverse] workers, else 16)")
     _add_refresh_arg(run)
     _add_as_of_arg(run)
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -161,6 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=cmd_status)
 
+    publish = commands.add_parser(
+        "publish",
+        help="write the copy analysts and BI tools read (run and transform do it after every run)",
+        description="Write the published copy of the DuckDB warehouse: a DuckDB file in a storage version "
+        "DuckDB 1.4 and later open ([publish] storage_version, default v1.4.0) and the same relations as Parquet "
+        "files, each built beside its target and swapped in atomically. It holds the marts, the current state of "
+        "every resource and the voucher history. Default places: <warehouse>_published.duckdb and "
+        "<warehouse>_parquet/ beside the warehouse ([publish] duckdb_file, parquet_dir).",
+    )
+    _add_destination_args(publish)
+    publish.add_argument("--json", action="store_true", help="print what was written as JSON")
+    publish.set_defaults(handler=cmd_publish)
+
     report = commands.add_parser(
         "report",
         help="write an HTML page of charts from the marts",
@@ -202,6 +257,11 @@ def _add_destination_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
     parser.add_argument("--duckdb-file", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)")
     parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
+    parser.add_argument(
+        "--lock-timeout", type=float, metavar="SECONDS",
+        help="how long to wait for a DuckDB file another process holds before giving up with exit code 5 "
+        "(default: [destination.duckdb] lock_timeout, else 180)",
+    )
 
 
 def _add_refresh_arg(parser: argparse.ArgumentParser) -> None:
@@ -238,9 +298,41 @@ def _load(args: argparse.Namespace, pipeline: Any, **kwargs: Any) -> Any:
 
     stats = RequestStats()
     if args.progress or sys.stderr.isatty():
-        with Progress(stats):
-            return run_load(pipeline, stats=stats, **kwargs)
-    return run_load(pipeline, stats=stats, **kwargs)
+        with Progress(stats) as progress:
+            return run_load(pipeline, stats=stats, on_wait=progress.note, **kwargs)
+    return run_load(pipeline, stats=stats, on_wait=_say, **kwargs)
+
+
+def _say(message: str) -> None:
+    """What the command waits for, on stderr whatever the log level (a scheduler's log shows it)."""
+    print(f"certiverse: {message}", file=sys.stderr, flush=True)
+
+
+def _on_warehouse(pipeline: Any, action: Any, *, read_only: bool = False) -> Any:
+    """Run ``action`` on the pipeline's warehouse, waiting for a DuckDB file another process holds."""
+    from .locks import retry_when_locked
+    from .publishing import Targets, working_file
+
+    path = working_file(pipeline)
+    published = str(Targets.for_warehouse(path).duckdb_file or "") or None if path else None
+    return retry_when_locked(action, path, read_only=read_only, published=published, on_wait=_say)
+
+
+def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -> tuple[dict[str, float], list[str]]:
+    """Build the marts, read their headlines, and publish the copy readers open; (timings, headlines)."""
+    from .publishing import publish
+    from .transform import headlines, run_transforms
+
+    timings = _on_warehouse(pipeline, lambda: run_transforms(pipeline, as_of))
+    lines = _on_warehouse(pipeline, lambda: headlines(pipeline, as_of))
+    publication = _on_warehouse(pipeline, lambda: publish(pipeline))
+    args.publication = publication
+    if publication is not None:
+        lines.append(
+            f"Published for readers: {publication.duckdb_file or '-'} and {publication.parquet_dir or '-'} "
+            f"({len(publication.relations)} relations, {publication.bytes / 1e6:,.1f} MB, {publication.seconds:.1f}s)"
+        )
+    return timings, lines
 
 
 def _report(
@@ -249,7 +341,9 @@ def _report(
     from .summary import as_json, format_summary
 
     if getattr(args, "json", False):
-        print(json.dumps({**as_json(result, headlines), "transform_seconds": timings or {}}, indent=2))
+        publication = getattr(args, "publication", None)
+        print(json.dumps({**as_json(result, headlines), "transform_seconds": timings or {},
+                          "published": publication.as_dict() if publication else None}, indent=2))
     else:
         print(format_summary(result, headlines))
 
@@ -266,24 +360,39 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_transform(args: argparse.Namespace) -> int:
     from .load import make_pipeline
-    from .transform import format_timings, headlines, run_transforms
+    from .transform import format_timings
 
     pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    timings = run_transforms(pipeline, args.as_of)
+    timings, lines = _transform(args, pipeline, args.as_of)
     print(format_timings(timings))
-    print("\n".join(headlines(pipeline, args.as_of)))
+    print("\n".join(lines))
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .load import make_pipeline
-    from .transform import headlines, run_transforms
 
     pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
     options = {"workers": args.workers} if args.workers else {}
     result = _load(args, pipeline, base_url=args.base_url, full_refresh=args.full_refresh, source_options=options)
-    timings = run_transforms(pipeline, args.as_of)
-    _report(args, result, headlines(pipeline, args.as_of), timings=timings)
+    timings, lines = _transform(args, pipeline, args.as_of)
+    _report(args, result, lines, timings=timings)
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .load import make_pipeline
+    from .publishing import publish
+
+    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
+    publication = _on_warehouse(pipeline, lambda: publish(pipeline))
+    if publication is None:
+        print("Nothing to publish: the destination is not DuckDB, or [publish] enabled is false.")
+    elif args.json:
+        print(json.dumps(publication.as_dict(), indent=2))
+    else:
+        print(f"Published {len(publication.relations)} relations ({publication.bytes / 1e6:,.1f} MB, "
+              f"{publication.seconds:.1f}s):\n  {publication.duckdb_file or '-'}\n  {publication.parquet_dir or '-'}")
     return EXIT_OK
 
 
@@ -291,7 +400,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from simulator import SimulatorApp, Tenant, serve
 
     from .load import make_pipeline
-    from .transform import headlines, run_transforms
 
     print(f"Generating the '{args.size}' simulated tenant (seed {args.seed})...")
     tenant = Tenant.generate(args.size, seed=args.seed)
@@ -308,12 +416,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = _load(args, pipeline, base_url=base_url, api_token=app.token,
                        source_options={"as_of": tenant.now()})
     # The simulated tenant lives on its own clock: judge expiry on its today, not the wall clock's.
-    run_transforms(pipeline, tenant.today)
-    _report(args, result, headlines(pipeline, tenant.today))
+    _, lines = _transform(args, pipeline, tenant.today)
+    _report(args, result, lines)
+    published = args.publication.duckdb_file if args.publication else duckdb_file
     print(f"Marts built: voucher_utilization, voucher_expiry, partner/program utilization, expiry_calendar "
-          f"(see docs/marts.md). Query them:\n"
-          f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{duckdb_file.name}')"
-          f".sql('select * from certiverse.program_utilization'))\"")
+          f"(see docs/marts.md). Query the published copy (read-only, never in the loader's way):\n"
+          f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{Path(published).name}', read_only=True)"
+          f".sql('select * from program_utilization'))\"")
     return EXIT_OK
 
 
@@ -344,8 +453,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .load import make_pipeline
     from .status import format_status, pipeline_status
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    status = pipeline_status(pipeline, args.max_age_hours)
+    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir, read_only=True)
+    status = _on_warehouse(pipeline, lambda: pipeline_status(pipeline, args.max_age_hours), read_only=True)
     print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
     return EXIT_STALE if status["stale"] else EXIT_OK
 
@@ -354,8 +463,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .load import make_pipeline
     from .report import write_report
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    path = write_report(pipeline, args.output, args.as_of)
+    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir, read_only=True)
+    path = _on_warehouse(pipeline, lambda: write_report(pipeline, args.output, args.as_of), read_only=True)
     print(f"Wrote {path}")
     return EXIT_OK
 

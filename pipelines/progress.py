@@ -9,6 +9,8 @@ from typing import TextIO
 
 from sources.certiverse import RequestStats
 
+NOTE_SECONDS = 15.0  # a waiter repeats its note every ten seconds or so while it waits
+
 
 class Progress:
     """Prints rows, pages and requests per endpoint, and the request rate, until stopped."""
@@ -18,10 +20,18 @@ class Progress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="certiverse-progress", daemon=True)
         self._started = time.monotonic()
+        self._note, self._noted = "", 0.0
+
+    def note(self, message: str) -> None:
+        """Say at once what the run waits for (a locked file, ...); lines in the next seconds repeat it."""
+        self._note, self._noted = message, time.monotonic()
+        print(f"[{self._noted - self._started:.0f}s] {message}", file=self.stream, flush=True)
 
     def line(self) -> str:
         """One progress line, e.g. ``[10s] vouchers 12,300 rows/123 pages · 140 requests (14.0/s)``."""
         elapsed = time.monotonic() - self._started
+        if self._note and time.monotonic() - self._noted < NOTE_SECONDS:
+            return f"[{elapsed:.0f}s] {self._note}"
         counts = self.stats.as_dict()
         parts = [
             f"{endpoint} {self.stats.records[endpoint]:,} rows/{outcomes.get('200', 0):,} pages"

@@ -20,6 +20,7 @@ from typing import Any
 import dlt
 
 from .charts import Column, Segment, StackedRow, month_columns, stacked_bars
+from .publishing import working_file
 from .transform import date_literal, headlines
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ class ReportData:
 
 def read_report_data(pipeline: dlt.Pipeline, as_of: dt.date | None = None) -> ReportData:
     """Read the report's numbers from the marts; ``as_of`` defaults to the date the marts were built for."""
+    path = working_file(pipeline)
+    if path and not os.path.exists(path):
+        raise ReportError(f"no DuckDB file at {path}: load it and build the marts with `certiverse run` "
+                          "(or `certiverse load`, then `certiverse transform`)")
     with pipeline.sql_client() as client:
         _check_marts(client)
         q = client.make_qualified_table_name

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import dlt
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from .counters import last_check
 from .load import table_counts
+from .publishing import published_info, working_file
+from .warehouse import tables
 
 
-def last_successful_load(pipeline: dlt.Pipeline) -> dt.datetime | None:
-    """When the destination last completed a load of this pipeline's schema (from dlt's `_dlt_loads`)."""
-    try:
-        with pipeline.sql_client() as client:
-            loads = client.make_qualified_table_name("_dlt_loads")
-            row = client.execute_sql(f"select max(inserted_at) from {loads} where status = 0")
-    except DatabaseUndefinedRelation:
+def last_successful_load(client: Any) -> dt.datetime | None:
+    """When the destination last completed a load (from dlt's `_dlt_loads`), through an open SQL client."""
+    if "_dlt_loads" not in tables(client):
         return None
+    row = client.execute_sql(f"select max(inserted_at) from {client.make_qualified_table_name('_dlt_loads')} "
+                             "where status = 0")
     value = row[0][0] if row else None
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
@@ -28,7 +29,13 @@ def last_successful_load(pipeline: dlt.Pipeline) -> dt.datetime | None:
 def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: dt.datetime | None = None) -> dict[str, Any]:
     """Last run and its age, rolling re-check position, pending packages, row counts, staleness."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    last = last_successful_load(pipeline) if pipeline.default_schema_name else None
+    last, check, rows = None, None, {}
+    if _warehouse_exists(pipeline):
+        with pipeline.sql_client() as client:
+            last = last_successful_load(client)
+            check = last_check(client)
+        rows = table_counts(pipeline) if last and pipeline.default_schema_name else {}
+    duckdb_file = working_file(pipeline)
     age_hours = (now - last).total_seconds() / 3600 if last else None
     vouchers_state: dict[str, Any] = {}
     if pipeline.default_schema_name:
@@ -47,7 +54,9 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: 
         "recheck_night": vouchers_state.get("night"),
         "last_full_at": vouchers_state.get("last_full_at"),
         "last_nightly": vouchers_state.get("last_nightly"),
-        "rows": table_counts(pipeline) if last else {},
+        "rows": rows,
+        "counter_check": check,
+        "published": published_info(duckdb_file) if duckdb_file else None,
     }
 
 
@@ -67,4 +76,20 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(f"pending packages: {len(pending)}" + (" (the next run finishes them first)" if pending else ""))
     if status["rows"]:
         lines.append("rows: " + ", ".join(f"{t} {n:,}" for t, n in status["rows"].items() if "__" not in t))
+    check = status.get("counter_check")
+    if check:
+        lines.append(f"counter check {check['checked_at']}: {check['purchases_checked']:,} purchases checked, "
+                     f"{check['purchases_repaired']:,} repaired, {check['purchases_api_accounting']:,} differ by the "
+                     "API's own accounting")
+    published = status.get("published")
+    if published:
+        when = published["published_at"] or "not yet written"
+        lines.append(f"published for readers ({when}): {published['duckdb_file']}"
+                     + (f", {published['parquet_dir']}" if published["parquet_dir"] else ""))
     return "\n".join(lines)
+
+
+def _warehouse_exists(pipeline: dlt.Pipeline) -> bool:
+    """Whether there is a warehouse to ask (a DuckDB file is not created just to say it is empty)."""
+    path = working_file(pipeline)
+    return path is None or os.path.exists(path)

@@ -21,6 +21,10 @@ def format_summary(result: Any, headlines: list[str] | None = None) -> str:
     for endpoint, outcomes in requests.items():
         shown = ", ".join(f"{outcome}: {n:,}" for outcome, n in outcomes.items())
         lines.append(f"  {endpoint:<10} {shown}")
+    if result.full_read_reason:
+        lines.append(f"Read everything: {result.full_read_reason}.")
+    if result.counter_check is not None:
+        lines.append(result.counter_check.sentence())
     lines += headlines or []
     return "\n".join(lines)
 
@@ -49,5 +53,7 @@ def as_json(result: Any, headlines: list[str] | None = None) -> dict[str, Any]:
         "written": result.written,
         "requests": result.stats.as_dict(),
         "load_ids": list(result.info.loads_ids) if result.info else [],
+        "full_read_reason": result.full_read_reason,
+        "counter_check": result.counter_check.as_dict() if result.counter_check else None,
         "headlines": headlines or [],
     }

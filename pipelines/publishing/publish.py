@@ -1,0 +1,254 @@
+"""The published copy: what analysts and BI tools open, apart from the loader's working file.
+
+The working warehouse (dlt's DuckDB file) belongs to the loader: DuckDB allows
+one writer or many readers, so a reader on it would stop the nightly run, and a
+run would lock readers out. After every successful run the loader therefore
+writes, from the working file:
+
+* a DuckDB file (default ``<warehouse>_published.duckdb`` beside the warehouse)
+  in a storage version older clients open (default ``v1.4.0``: BI tools bundle
+  DuckDB 1.x), with every relation in its ``main`` schema, and
+* the same relations as Parquet files in a folder (default ``<warehouse>_parquet/``)
+  for tools that read files,
+
+each built beside its target and swapped in atomically (``swap``). The relations:
+every mart (the dataset's tables that dlt did not load), the current state of
+every resource (child tables included; ``vouchers`` holds current versions only),
+``voucher_history`` (every version of every voucher, dlt's scd2 table), and
+``publication`` (one row: when, from which load, in which storage version).
+
+Configured the dlt way, ``[publish]`` in ``.dlt/config.toml`` or ``PUBLISH__*``:
+``enabled`` (true), ``duckdb_file``, ``parquet_dir``, ``parquet`` (true),
+``storage_version`` ("v1.4.0").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from .swap import PublishError, replace_dir_link, replace_file, scratch_path, version_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE_VERSION = "v1.4.0"
+HISTORY = "voucher_history"
+INFO = "publication"
+_INTERNAL = re.compile(r"^_")  # dlt's _dlt_* tables and the loader's own _certiverse_* bookkeeping
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where the published copy goes, read from ``[publish]``."""
+
+    duckdb_file: Path | None
+    parquet_dir: Path | None
+    storage_version: str
+
+    @classmethod
+    def for_warehouse(cls, working_file: str | os.PathLike[str]) -> "Targets":
+        """Targets for a working DuckDB file: configured paths, else siblings named after it."""
+        working = Path(working_file).resolve()
+        stem = working.name.removesuffix(".duckdb")
+        if not _flag("publish.enabled", True):
+            return cls(None, None, DEFAULT_STORAGE_VERSION)
+        duckdb_file = Path(dlt.config.get("publish.duckdb_file") or working.with_name(f"{stem}_published.duckdb"))
+        parquet_dir = None
+        if _flag("publish.parquet", True):
+            parquet_dir = Path(dlt.config.get("publish.parquet_dir") or working.with_name(f"{stem}_parquet"))
+        version = str(dlt.config.get("publish.storage_version") or DEFAULT_STORAGE_VERSION)
+        if duckdb_file.resolve() == working:
+            raise PublishError(f"[publish] duckdb_file is the working warehouse itself ({working}): pick another file")
+        return cls(duckdb_file.absolute(), parquet_dir.absolute() if parquet_dir else None, version)
+
+
+@dataclass
+class Publication:
+    """What one publish wrote."""
+
+    duckdb_file: Path | None
+    parquet_dir: Path | None
+    storage_version: str
+    published_at: dt.datetime
+    load_id: str | None
+    relations: dict[str, int] = field(default_factory=dict)  # name -> rows
+    seconds: float = 0.0
+    bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "duckdb_file": str(self.duckdb_file) if self.duckdb_file else None,
+            "parquet_dir": str(self.parquet_dir) if self.parquet_dir else None,
+            "storage_version": self.storage_version,
+            "published_at": self.published_at.isoformat(),
+            "load_id": self.load_id,
+            "relations": self.relations,
+            "seconds": round(self.seconds, 3),
+            "bytes": self.bytes,
+        }
+
+
+def _flag(key: str, default: bool) -> bool:
+    value = dlt.config.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off")
+    return bool(value)
+
+
+def working_file(pipeline: dlt.Pipeline) -> str | None:
+    """The pipeline's DuckDB file, or None for other destinations."""
+    if pipeline.destination.destination_name != "duckdb":
+        return None
+    credentials = pipeline.destination.config_params.get("credentials")
+    database = getattr(credentials, "database", credentials)
+    return os.path.abspath(database) if isinstance(database, str) else None
+
+
+def publish(pipeline: dlt.Pipeline, targets: Targets | None = None) -> Publication | None:
+    """Write the published copy of the pipeline's DuckDB warehouse; None if there is nothing to publish to."""
+    working = working_file(pipeline)
+    if working is None:
+        log.info("publishing: the destination is %s; readers read it directly", pipeline.destination.destination_name)
+        return None
+    targets = targets or Targets.for_warehouse(working)
+    if targets.duckdb_file is None and targets.parquet_dir is None:
+        return None
+    started = time.monotonic()
+    with pipeline.sql_client() as client:
+        relations = _relations(client, pipeline)
+        load_id = _last_load_id(client)
+        publication = Publication(targets.duckdb_file, targets.parquet_dir, targets.storage_version,
+                                  dt.datetime.now(dt.timezone.utc), load_id)
+        connection = client.native_connection
+        if targets.duckdb_file is not None:
+            publication.relations = _write_duckdb(connection, relations, targets, publication)
+            publication.bytes += targets.duckdb_file.stat().st_size
+        if targets.parquet_dir is not None:
+            publication.relations = _write_parquet(connection, relations, targets.parquet_dir, publication)
+            publication.bytes += sum(p.stat().st_size for p in targets.parquet_dir.resolve().iterdir())
+    publication.seconds = time.monotonic() - started
+    log.info("published %d relations in %.1f s (%s bytes)", len(publication.relations), publication.seconds,
+             f"{publication.bytes:,}")
+    return publication
+
+
+def _relations(client: Any, pipeline: dlt.Pipeline) -> dict[str, str]:
+    """Published name -> the SELECT that fills it."""
+    rows = client.execute_sql(
+        "select table_name from information_schema.tables where table_schema = %s and table_type = 'BASE TABLE'",
+        client.dataset_name,
+    )
+    out: dict[str, str] = {}
+    for (name,) in sorted(rows):
+        if _INTERNAL.match(name):
+            continue
+        qualified = client.make_qualified_table_name(name)
+        if name == "vouchers":
+            out["vouchers"] = f"select * from {qualified} where _dlt_valid_to is null"
+            out[HISTORY] = f"select * from {qualified}"
+        elif name == HISTORY:
+            raise PublishError(f"a table named {HISTORY} in the dataset would hide the voucher history: rename it")
+        else:
+            out[name] = f"select * from {qualified}"
+    if "vouchers" not in out:
+        raise PublishError("nothing to publish: the warehouse holds no vouchers yet (run a load first)")
+    return out
+
+
+def _last_load_id(client: Any) -> str | None:
+    rows = client.execute_sql(
+        f"select max(load_id) from {client.make_qualified_table_name('_dlt_loads')} where status = 0")
+    return rows[0][0] if rows else None
+
+
+def _write_duckdb(connection: Any, relations: dict[str, str], targets: Targets, publication: Publication
+                  ) -> dict[str, int]:
+    target = targets.duckdb_file
+    assert target is not None
+    built = scratch_path(target)
+    _remove(built)
+    _remove(Path(f"{built}.wal"))
+    connection.execute(f"attach '{_literal(built)}' as published (storage_version '{targets.storage_version}')")
+    counts: dict[str, int] = {}
+    try:
+        for name, select in relations.items():
+            connection.execute(f'create table published.main."{name}" as {select}')
+            counts[name] = connection.execute(f'select count(*) from published.main."{name}"').fetchone()[0]
+        connection.execute(
+            f"create table published.main.{INFO} as select cast(? as timestamptz) as published_at, "
+            "cast(? as varchar) as load_id, cast(? as varchar) as storage_version, cast(? as varchar) as relations",
+            [publication.published_at, publication.load_id, targets.storage_version, ",".join(counts)],
+        )
+    finally:
+        connection.execute("detach published")
+    if Path(f"{built}.wal").exists():
+        raise PublishError(f"DuckDB left a write-ahead log beside {built}; not publishing a file that needs it")
+    replace_file(built, target)
+    return counts
+
+
+def _write_parquet(connection: Any, relations: dict[str, str], target: Path, publication: Publication
+                   ) -> dict[str, int]:
+    version = publication.published_at.strftime("%Y%m%dT%H%M%S%fZ")
+    built = version_dir(target, version)
+    scratch = scratch_path(built)
+    _remove(scratch)
+    scratch.mkdir(parents=True)
+    counts: dict[str, int] = {}
+    for name, select in relations.items():
+        path = scratch / f"{name}.parquet"
+        connection.execute(f"copy ({select}) to '{_literal(path)}' (format parquet, compression zstd)")
+        counts[name] = connection.execute(f"select count(*) from read_parquet('{_literal(path)}')").fetchone()[0]
+    info = scratch / f"{INFO}.parquet"
+    connection.execute(
+        f"copy (select cast(? as timestamptz) as published_at, cast(? as varchar) as load_id, "
+        f"cast(? as varchar) as relations) to '{_literal(info)}' (format parquet)",
+        [publication.published_at, publication.load_id, ",".join(counts)],
+    )
+    os.rename(scratch, built)
+    replace_dir_link(built, target)
+    return counts
+
+
+def _literal(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def published_info(working: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What the published copy of this warehouse says of itself (``publication``), or None if there is none."""
+    import duckdb
+
+    targets = Targets.for_warehouse(working)
+    out: dict[str, Any] = {
+        "duckdb_file": str(targets.duckdb_file) if targets.duckdb_file else None,
+        "parquet_dir": str(targets.parquet_dir) if targets.parquet_dir else None,
+        "published_at": None,
+        "load_id": None,
+        "storage_version": targets.storage_version,
+    }
+    if targets.duckdb_file is None or not targets.duckdb_file.exists():
+        return out if targets.duckdb_file else None
+    with duckdb.connect(str(targets.duckdb_file), read_only=True) as connection:
+        row = connection.execute(f"select published_at, load_id, storage_version from {INFO}").fetchone()
+    published_at, load_id, version = row
+    out.update(published_at=published_at.astimezone(dt.timezone.utc).isoformat(), load_id=load_id,
+               storage_version=version)
+    return out

@@ -1,0 +1,198 @@
+"""Readers beside the loader: the published copy, held connections, older DuckDB clients, locked files."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import duckdb
+import pandas
+import pytest
+
+from pipelines.cli import EXIT_DESTINATION, EXIT_OK, main
+from tests.readers import HeldConnection, old_client
+
+ROOT = Path(__file__).resolve().parent.parent
+# What a reader sees: how many current vouchers, a fingerprint of their versions, and a mart built from them.
+SNAPSHOT = ("select (select count(*) from vouchers), (select sum(hash(id || content_hash)) from vouchers), "
+            "(select count(*) from voucher_status), (select sum(vouchers_used) from program_utilization)")
+
+
+def run_args(url: str, workdir: Path, tenant, *extra: str) -> list[str]:
+    return ["run", "--base-url", url, "--duckdb-file", str(workdir / "warehouse.duckdb"),
+            "--pipelines-dir", str(workdir / "p"), "--as-of", tenant.today.isoformat(), *extra]
+
+
+@pytest.fixture
+def token(monkeypatch):
+    monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", "sim-token")
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, small_tenant_template):
+    """A warehouse.duckdb loaded from the small tenant, with its published copy beside it (cwd-relative names)."""
+    from simulator import SimulatorApp, serve
+
+    workdir = tmp_path_factory.mktemp("published")
+    app = SimulatorApp(small_tenant_template)
+    with pytest.MonkeyPatch.context() as patch, serve(app) as url:
+        patch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+        assert main(run_args(url, workdir, small_tenant_template)) == EXIT_OK
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def old_duckdb() -> Path:
+    """bin/ of a virtual environment with DuckDB 1.4 (Python and CLI), installed from the package registry."""
+    return old_client()
+
+
+def published_relations(path: Path) -> dict[str, int]:
+    """Rows per relation of a published DuckDB file, read with this process's DuckDB."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = con.execute("select relations from publication").fetchone()[0].split(",")
+        return {name: con.execute(f'select count(*) from "{name}"').fetchone()[0] for name in names}
+
+
+def test_a_reader_holding_the_published_copy_keeps_its_snapshot_through_two_runs(small_tenant, simulator, tmp_path,
+                                                                                 token):
+    copy = tmp_path / "warehouse_published.duckdb"
+    with simulator(small_tenant) as (_, url):
+        assert main(run_args(url, tmp_path, small_tenant)) == EXIT_OK
+        with HeldConnection(copy) as held:
+            before = held.query(SNAPSHOT)
+            assert main(run_args(url, tmp_path, small_tenant)) == EXIT_OK
+            activity = small_tenant.advance_day()
+            assert main(run_args(url, tmp_path, small_tenant)) == EXIT_OK
+            # The old file stays whole for the connection that holds it: every relation as of run one.
+            assert held.query(SNAPSHOT) == before
+    assert activity["vouchers_used"] and activity["vouchers_created"]
+    with HeldConnection(copy) as fresh:
+        after = fresh.query(SNAPSHOT)
+    with HeldConnection(tmp_path / "warehouse.duckdb") as working:
+        expected = working.query(
+            "select (select count(*) from certiverse.vouchers where _dlt_valid_to is null), "
+            "(select sum(hash(id || content_hash)) from certiverse.vouchers where _dlt_valid_to is null), "
+            "(select count(*) from certiverse.voucher_status), "
+            "(select sum(vouchers_used) from certiverse.program_utilization)")
+    assert after == expected and after != before
+    assert before[0][0] == before[0][2]  # vouchers and the mart built from them come from the same run
+
+
+def test_published_copy_holds_marts_current_state_and_history(published):
+    counts = published_relations(published / "warehouse_published.duckdb")
+    with duckdb.connect(str(published / "warehouse.duckdb"), read_only=True) as con:
+        raw = {name: con.execute(f"select count(*) from certiverse.{name}").fetchone()[0]
+               for (name,) in con.execute("select table_name from information_schema.tables where "
+                                          "table_schema = 'certiverse' and table_type = 'BASE TABLE' "
+                                          "and table_name not like '\\_%' escape '\\'").fetchall()}
+        current = con.execute("select count(*) from certiverse.vouchers where _dlt_valid_to is null").fetchone()[0]
+    assert counts["voucher_history"] == raw["vouchers"] and counts["vouchers"] == current
+    assert {n: c for n, c in counts.items() if n not in ("vouchers", "voucher_history")} == {
+        n: c for n, c in raw.items() if n != "vouchers"}
+    assert {"voucher_utilization", "voucher_expiry", "partners__users", "programs__store_exams"} <= counts.keys()
+
+
+def test_duckdb_14_opens_every_published_relation(published, old_duckdb):
+    script = ("import duckdb, json, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+              "names = con.execute('select relations from publication').fetchone()[0].split(','); "
+              "print(json.dumps({'version': duckdb.__version__, "
+              "'counts': {n: con.execute(f'select count(*) from \"{n}\"').fetchone()[0] for n in names}}))")
+    done = subprocess.run([str(old_duckdb / "python"), "-c", script, str(published / "warehouse_published.duckdb")],
+                          capture_output=True, text=True, check=True)
+    answer = json.loads(done.stdout)
+    assert answer["version"].startswith("1.4.")
+    assert answer["counts"] == published_relations(published / "warehouse_published.duckdb")
+
+
+def test_parquet_files_hold_the_same_relations_for_old_clients_and_pandas(published, old_duckdb):
+    expected = published_relations(published / "warehouse_published.duckdb")
+    folder = published / "warehouse_parquet"
+    assert folder.is_symlink() and {p.stem for p in folder.iterdir()} == {*expected, "publication"}
+    assert {name: len(pandas.read_parquet(folder / f"{name}.parquet")) for name in expected} == expected
+    script = ("import duckdb, json, sys, pathlib; "
+              "print(json.dumps({p.stem: duckdb.sql(f\"select count(*) from read_parquet('{p}')\").fetchall()[0][0] "
+              "for p in pathlib.Path(sys.argv[1]).glob('*.parquet') if p.stem != 'publication'}))")
+    done = subprocess.run([str(old_duckdb / "python"), "-c", script, str(folder)], capture_output=True, text=True,
+                          check=True)
+    assert json.loads(done.stdout) == expected
+
+
+def test_status_names_the_published_paths_and_when_they_were_written(published, capsys):
+    code = main(["status", "--json", "--duckdb-file", str(published / "warehouse.duckdb"),
+                 "--pipelines-dir", str(published / "p")])
+    assert code == EXIT_OK
+    status = json.loads(capsys.readouterr().out)
+    assert status["published"]["duckdb_file"] == str(published / "warehouse_published.duckdb")
+    assert status["published"]["parquet_dir"] == str(published / "warehouse_parquet")
+    with duckdb.connect(str(published / "warehouse_published.duckdb"), read_only=True) as con:
+        written = con.execute("select published_at from publication").fetchone()[0]
+    assert status["published"]["published_at"] == written.isoformat()
+
+
+def readme_section(title: str) -> list[tuple[str, str]]:
+    """The fenced code blocks (language, code) of one README section."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_readers_examples_in_the_readme_work_with_the_current_and_an_old_client(published, old_duckdb):
+    blocks = readme_section("For analysts and BI tools")
+    assert {lang for lang, _ in blocks} >= {"sh", "python"}
+    current = str(ROOT / ".venv" / "bin")
+    for bin_dir in (old_duckdb, Path(current)):
+        for lang, code in blocks:
+            if lang == "sh" and not (bin_dir / "duckdb").exists():
+                continue  # the DuckDB CLI lives in the old client's environment only
+            command = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [str(bin_dir / "python"), "-c", code]
+            done = subprocess.run(command, cwd=published, capture_output=True, text=True,
+                                  env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(published)})
+            assert done.returncode == 0, f"{lang} block with {bin_dir}:\n{code}\n{done.stderr}"
+            assert done.stdout.strip(), code
+
+
+def test_a_run_waits_for_a_locked_working_file_then_exits_5_naming_the_holder(published, small_tenant_template,
+                                                                               simulator, token, capsys):
+    with simulator(small_tenant_template) as (_, url), HeldConnection(published / "warehouse.duckdb") as holder:
+        code = main(run_args(url, published, small_tenant_template, "--lock-timeout", "2"))
+    err = capsys.readouterr().err
+    assert code == EXIT_DESTINATION
+    assert "waiting for the DuckDB file" in err
+    assert f"PID {holder.pid}" in err and "published copy" in err
+    assert str(published / "warehouse_published.duckdb") in err
+
+
+def test_a_run_goes_on_when_the_lock_is_released_within_the_wait(published, small_tenant_template, simulator,
+                                                                   token, capsys):
+    with simulator(small_tenant_template) as (_, url):
+        holder = HeldConnection(published / "warehouse.duckdb")
+        threading.Timer(2.0, holder.close).start()
+        code = main(run_args(url, published, small_tenant_template, "--lock-timeout", "60"))
+    assert code == EXIT_OK
+    assert "waiting for the DuckDB file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["transform", "status", "report"])
+def test_other_commands_wait_for_a_writer_then_explain(published, command, capsys):
+    args = [command, "--duckdb-file", str(published / "warehouse.duckdb"), "--pipelines-dir", str(published / "p"),
+            "--lock-timeout", "1"]
+    if command == "report":
+        args += ["--output", str(published / "report.html")]
+    with HeldConnection(published / "warehouse.duckdb", read_only=False) as holder:
+        code = main(args)
+    err = capsys.readouterr().err
+    assert code == EXIT_DESTINATION
+    assert f"PID {holder.pid}" in err and "waiting for the DuckDB file" in err
+
+
+def test_status_and_report_read_beside_another_reader(published, capsys):
+    with HeldConnection(published / "warehouse.duckdb", read_only=True):
+        assert main(["status", "--duckdb-file", str(published / "warehouse.duckdb"),
+                     "--pipelines-dir", str(published / "p"), "--lock-timeout", "0"]) == EXIT_OK
+        assert main(["report", "--duckdb-file", str(published / "warehouse.duckdb"), "--pipelines-dir",
+                     str(published / "p"), "--lock-timeout", "0", "--output", str(published / "r.html")]) == EXIT_OK
+    assert "waiting" not in capsys.readouterr().err
