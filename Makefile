@@ -24,4 +24,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.requests --size default
 
 clean:
-	rm -rf $(VENV) .certiverse certiverse_demo.duckdb
+	rm -rf $(VENV) .certiverse .cache certiverse_demo.duckdb certiverse_demo_published.duckdb certiverse_demo_parquet .certiverse_demo_parquet.*

@@ -74,8 +74,8 @@ class CounterCheck:
 
     def sentence(self) -> str:
         return (f"Counter check: {self.checked:,} purchases checked against the API's counters; "
-                f"{len(self.repaired):,} repaired by a re-read, {len(self.api_accounting):,} differ by the API's "
-                "own accounting.")
+                f"{len(self.reread):,} re-read, {len(self.repaired):,} of them repaired; "
+                f"{len(self.api_accounting):,} differ by the API's own accounting.")
 
 
 def agrees(status: str | None, counters: Counters, vouchers: int, used: int) -> bool:

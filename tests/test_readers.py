@@ -196,3 +196,12 @@ def test_status_and_report_read_beside_another_reader(published, capsys):
         assert main(["report", "--duckdb-file", str(published / "warehouse.duckdb"), "--pipelines-dir",
                      str(published / "p"), "--lock-timeout", "0", "--output", str(published / "r.html")]) == EXIT_OK
     assert "waiting" not in capsys.readouterr().err
+
+
+def test_mart_reads_the_published_copy_as_the_working_warehouse_has_it(published):
+    from pipelines.frames import mart
+
+    copy = mart("program_utilization", str(published / "warehouse_published.duckdb"))
+    working = mart("program_utilization", str(published / "warehouse.duckdb"))
+    assert len(copy) > 0
+    pandas.testing.assert_frame_equal(copy, working)

@@ -24,6 +24,7 @@ Configured the dlt way, ``[publish]`` in ``.dlt/config.toml`` or ``PUBLISH__*``:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -182,6 +183,9 @@ def _write_duckdb(connection: Any, relations: dict[str, str], targets: Targets, 
     connection.execute(f"attach '{_literal(built)}' as published (storage_version '{targets.storage_version}')")
     counts: dict[str, int] = {}
     try:
+        # One transaction: committed once, the tables are written together (one commit each took
+        # three times as long on the default tenant).
+        connection.execute("begin")
         for name, select in relations.items():
             connection.execute(f'create table published.main."{name}" as {select}')
             counts[name] = connection.execute(f'select count(*) from published.main."{name}"').fetchone()[0]
@@ -190,6 +194,11 @@ def _write_duckdb(connection: Any, relations: dict[str, str], targets: Targets, 
             "cast(? as varchar) as load_id, cast(? as varchar) as storage_version, cast(? as varchar) as relations",
             [publication.published_at, publication.load_id, targets.storage_version, ",".join(counts)],
         )
+        connection.execute("commit")
+    except BaseException:
+        with contextlib.suppress(Exception):  # the original error matters, not a rollback with nothing to undo
+            connection.execute("rollback")
+        raise
     finally:
         connection.execute("detach published")
     if Path(f"{built}.wal").exists():
