@@ -27,8 +27,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import dlt
-
 from .warehouse import tables
 
 log = logging.getLogger(__name__)
@@ -131,50 +129,48 @@ def known_accounting(client: Any) -> dict[str, tuple[Counters, dt.datetime]]:
     return {code: (Counters(int(q), int(u), int(r)), at) for code, q, u, r, at in rows}
 
 
-def to_reread(pipeline: dlt.Pipeline) -> tuple[int, dict[str, Disagreement], list[str]]:
+def to_reread(client: Any) -> tuple[int, dict[str, Disagreement], list[str]]:
     """Purchases checked, those that disagree, and those of them to re-read (not known with these counters)."""
-    with pipeline.sql_client() as client:
-        checked, found = disagreements(client)
-        known = known_accounting(client)
+    checked, found = disagreements(client)
+    known = known_accounting(client)
     fresh = sorted(code for code, d in found.items() if code not in known or known[code][0] != d.counters)
     return checked, found, fresh
 
 
-def record(pipeline: dlt.Pipeline, check: CounterCheck, remaining: dict[str, Disagreement]) -> None:
+def record(client: Any, check: CounterCheck, remaining: dict[str, Disagreement]) -> None:
     """Store the disagreements left after this run's re-reads, and the run's figures, in the warehouse."""
     now = dt.datetime.now(dt.timezone.utc)
-    with pipeline.sql_client() as client:
-        known = known_accounting(client)
-        accounting = client.make_qualified_table_name(ACCOUNTING)
-        checks = client.make_qualified_table_name(CHECKS)
-        with client.begin_transaction():
-            client.execute_sql(
-                f"create table if not exists {accounting} (voucher_purchase_code varchar not null, "
-                "quantity bigint, quantity_used bigint, quantity_remaining bigint, vouchers bigint, "
-                "vouchers_used bigint, confirmed_at timestamp with time zone)"
-            )
-            client.execute_sql(
-                f"create table if not exists {checks} (checked_at timestamp with time zone, "
-                "purchases_checked bigint, purchases_reread bigint, purchases_repaired bigint, "
-                "purchases_api_accounting bigint)"
-            )
-            client.execute_sql(f"delete from {accounting}")
-            rows = sorted(remaining.values(), key=lambda d: d.code)
-            for start in range(0, len(rows), 500):
-                batch = rows[start:start + 500]
-                params: list[Any] = []
-                for d in batch:
-                    before = known.get(d.code)
-                    confirmed = before[1] if before and before[0] == d.counters else now
-                    params += [d.code, *d.counters, d.vouchers, d.vouchers_used, confirmed]
-                values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(batch))
-                client.execute_sql(f"insert into {accounting} values {values}", *params)
-            figures = check.as_dict()
-            client.execute_sql(
-                f"insert into {checks} values (%s, %s, %s, %s, %s)",
-                now, figures["purchases_checked"], figures["purchases_reread"], figures["purchases_repaired"],
-                figures["purchases_api_accounting"],
-            )
+    known = known_accounting(client)
+    accounting = client.make_qualified_table_name(ACCOUNTING)
+    checks = client.make_qualified_table_name(CHECKS)
+    with client.begin_transaction():
+        client.execute_sql(
+            f"create table if not exists {accounting} (voucher_purchase_code varchar not null, "
+            "quantity bigint, quantity_used bigint, quantity_remaining bigint, vouchers bigint, "
+            "vouchers_used bigint, confirmed_at timestamp with time zone)"
+        )
+        client.execute_sql(
+            f"create table if not exists {checks} (checked_at timestamp with time zone, "
+            "purchases_checked bigint, purchases_reread bigint, purchases_repaired bigint, "
+            "purchases_api_accounting bigint)"
+        )
+        client.execute_sql(f"delete from {accounting}")
+        rows = sorted(remaining.values(), key=lambda d: d.code)
+        for start in range(0, len(rows), 500):
+            batch = rows[start:start + 500]
+            params: list[Any] = []
+            for d in batch:
+                before = known.get(d.code)
+                confirmed = before[1] if before and before[0] == d.counters else now
+                params += [d.code, *d.counters, d.vouchers, d.vouchers_used, confirmed]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(batch))
+            client.execute_sql(f"insert into {accounting} values {values}", *params)
+        figures = check.as_dict()
+        client.execute_sql(
+            f"insert into {checks} values (%s, %s, %s, %s, %s)",
+            now, figures["purchases_checked"], figures["purchases_reread"], figures["purchases_repaired"],
+            figures["purchases_api_accounting"],
+        )
 
 
 def last_check(client: Any) -> dict[str, Any] | None:

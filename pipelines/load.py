@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import dlt
@@ -45,6 +46,7 @@ class LoadResult:
     written: dict[str, int] = field(default_factory=dict)  # rows this run added (new or changed), root tables
     counter_check: CounterCheck | None = None
     full_read_reason: str | None = None  # why everything was read though the warehouse had data
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the run, for benchmarks
 
 
 def make_destination(destination: str = "duckdb", credentials: Any = None, *, read_only: bool = False) -> Any:
@@ -126,33 +128,28 @@ def run_load(
     def locked(action: Callable[[], Any]) -> Any:
         return retry_when_locked(action, duckdb_file, on_wait=on_wait, published=_published_hint(duckdb_file))
 
+    def repair(codes: list[str]) -> Any:
+        source = certiverse_source(stats=stats, reread_purchases=codes, **options).with_resources("vouchers")
+        return locked(lambda: pipeline.run(source, loader_file_format=file_format))
+
+    phases: dict[str, float] = {}
+    timed = partial(_timed, phases)
     with exclusive(pipeline):
-        reason = locked(lambda: align_with_warehouse(pipeline, lambda: pipeline.run(loader_file_format=file_format)))
-        if reason:
-            full_refresh = True
-        previous = None if full_refresh else locked(lambda: read_snapshot(pipeline))
-        source = certiverse_source(stats=stats, full_refresh=full_refresh, previous=previous, **options)
-        info = locked(lambda: pipeline.run(source, loader_file_format=file_format))
-        load_ids = list(info.loads_ids) if info else []
-        extracted = _extracted(pipeline)
-        check = CounterCheck()
-        checked, found, reread = locked(lambda: counters.to_reread(pipeline))
-        check.checked = checked
-        if reread:
-            log.info("counter check: %d purchases disagree with their vouchers in the warehouse; re-reading them",
-                     len(reread))
-            repair = certiverse_source(stats=stats, reread_purchases=reread, **options).with_resources("vouchers")
-            repair_info = locked(lambda: pipeline.run(repair, loader_file_format=file_format))
-            load_ids += list(repair_info.loads_ids) if repair_info else []
+        reason = timed("align", lambda: locked(
+            lambda: align_with_warehouse(pipeline, lambda: pipeline.run(loader_file_format=file_format))))
+        previous = None if full_refresh or reason else timed("snapshot", lambda: locked(lambda: read_snapshot(pipeline)))
+        source = certiverse_source(stats=stats, full_refresh=full_refresh or bool(reason), previous=previous,
+                                   **options)
+        info = timed("run", lambda: locked(lambda: pipeline.run(source, loader_file_format=file_format)))
+        phases.update(_steps(pipeline))
+        load_ids, extracted = list(info.loads_ids) if info else [], _extracted(pipeline)
+        check, disagreeing, repair_info = timed("counter_check", lambda: _check_counters(pipeline, locked, repair))
+        if repair_info is not None:
+            load_ids += repair_info.loads_ids
             for table, n in _extracted(pipeline).items():
                 extracted[table] = extracted.get(table, 0) + n
-            checked, found, _ = locked(lambda: counters.to_reread(pipeline))
-            check.reread = reread
-            check.repaired = [code for code in reread if code not in found]
-        check.api_accounting = sorted(found)
-        locked(lambda: counters.record(pipeline, check, found))
-        rows = locked(lambda: table_counts(pipeline))
-        written = locked(lambda: rows_written(pipeline, load_ids))
+        rows, written = timed("after_load", lambda: locked(
+            lambda: _after_load(pipeline, check, disagreeing, load_ids)))
     return LoadResult(
         info=info,
         stats=stats,
@@ -162,7 +159,56 @@ def run_load(
         written=written,
         counter_check=check,
         full_read_reason=reason,
+        phases=phases,
     )
+
+
+def _timed(phases: dict[str, float], name: str, action: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    try:
+        return action()
+    finally:
+        phases[name] = round(time.perf_counter() - started, 3)
+
+
+def _steps(pipeline: dlt.Pipeline) -> dict[str, float]:
+    """Seconds of the extract, normalize and load steps of the last pipeline.run."""
+    trace = pipeline.last_trace
+    steps = trace.steps if trace else []
+    return {f"run.{s.step}": round((s.finished_at - s.started_at).total_seconds(), 3) for s in steps
+            if s.step in ("extract", "normalize", "load") and s.finished_at}
+
+
+def _check_counters(
+    pipeline: dlt.Pipeline, locked: Callable[[Callable[[], Any]], Any], repair: Callable[[list[str]], Any]
+) -> tuple[CounterCheck, dict[str, counters.Disagreement], Any]:
+    """Compare every purchase with its vouchers in the warehouse; re-read (``repair``) those that disagree
+    and are not known to disagree by the API's own accounting. Returns the check, the disagreements
+    left after the re-read, and the re-read's load info (None if nothing was re-read)."""
+
+    def disagreements() -> tuple[int, dict[str, counters.Disagreement], list[str]]:
+        with pipeline.sql_client() as client:
+            return counters.to_reread(client)
+
+    checked, found, reread = locked(disagreements)
+    check = CounterCheck(checked=checked)
+    repair_info = None
+    if reread:
+        log.info("counter check: %d purchases disagree with their vouchers in the warehouse; re-reading them",
+                 len(reread))
+        repair_info = repair(reread)
+        _, found, _ = locked(disagreements)
+        check.reread, check.repaired = reread, [code for code in reread if code not in found]
+    check.api_accounting = sorted(found)
+    return check, found, repair_info
+
+
+def _after_load(pipeline: dlt.Pipeline, check: CounterCheck, disagreeing: dict[str, counters.Disagreement],
+                load_ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Record the counter check; rows per table and rows written by these loads, through one connection."""
+    with pipeline.sql_client() as client:
+        counters.record(client, check, disagreeing)
+        return table_counts(pipeline, client), rows_written(pipeline, client, load_ids)
 
 
 def _extracted(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -183,31 +229,27 @@ def _published_hint(duckdb_file: str | None) -> str | None:
         return None
 
 
-def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
-    """Rows per data table of the pipeline's dataset (dlt's own tables left out)."""
+def table_counts(pipeline: dlt.Pipeline, client: Any) -> dict[str, int]:
+    """Rows per data table of the pipeline's dataset (dlt's own tables left out), through an open client."""
+    present = tables(client)
     counts: dict[str, int] = {}
-    schema = pipeline.default_schema
-    with pipeline.sql_client() as client:
-        present = tables(client)
-        for name in sorted(schema.data_table_names()):
-            if not name.startswith("_dlt") and name in present:
-                qualified = client.make_qualified_table_name(name)
-                counts[name] = client.execute_sql(f"select count(*) from {qualified}")[0][0]
+    for name in sorted(pipeline.default_schema.data_table_names()):
+        if not name.startswith("_dlt") and name in present:
+            counts[name] = client.execute_sql(f"select count(*) from {client.make_qualified_table_name(name)}")[0][0]
     return counts
 
 
-def rows_written(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]:
+def rows_written(pipeline: dlt.Pipeline, client: Any, load_ids: list[str]) -> dict[str, int]:
     """Rows the given loads wrote to each root table: all read rows for merged tables, only new
     or changed versions for the vouchers history."""
     if not load_ids:
         return {}
     written: dict[str, int] = {}
     placeholders = ", ".join(["%s"] * len(load_ids))
-    with pipeline.sql_client() as client:
-        for name in RESOURCES:
-            if name in pipeline.default_schema.tables:
-                qualified = client.make_qualified_table_name(name)
-                written[name] = client.execute_sql(
-                    f"select count(*) from {qualified} where _dlt_load_id in ({placeholders})", *load_ids
-                )[0][0]
+    for name in RESOURCES:
+        if name in pipeline.default_schema.tables:
+            qualified = client.make_qualified_table_name(name)
+            written[name] = client.execute_sql(
+                f"select count(*) from {qualified} where _dlt_load_id in ({placeholders})", *load_ids
+            )[0][0]
     return written

@@ -139,20 +139,26 @@ def wait_until_free(
 def retry_when_locked(
     action: Callable[[], Any], path: str | None, *, read_only: bool = False, published: str | None = None,
     on_wait: Callable[[str], None] | None = None, timeout: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Any:
-    """Run ``action``; if it fails because another process locked the DuckDB file, wait and run it once more.
+    """Run ``action``; each time it fails because another process holds the DuckDB file, wait until the
+    file is free and run it again, within ``timeout`` seconds in all (default :func:`lock_timeout`).
 
-    Between dlt's steps the file is closed, so a reader can slip in after the
-    first wait; the retry covers that without holding a connection for the whole run.
+    Nothing is probed up front: opening the file to see whether it is free costs as much as the
+    action's own open. Between dlt's steps the file is closed, so a reader can slip in at any
+    step; each step's retry covers that without holding a connection for the whole run.
     """
     if path is None:
         return action()
-    wait_until_free(path, read_only=read_only, published=published, on_wait=on_wait, timeout=timeout)
-    try:
-        return action()
-    except Exception as exc:
-        if lock_holder(exc) is None:
-            raise
-        log.warning("the DuckDB file %s was taken by %s during the run; waiting for it", path, lock_holder(exc))
-    wait_until_free(path, read_only=read_only, published=published, on_wait=on_wait, timeout=timeout)
-    return action()
+    timeout = lock_timeout() if timeout is None else timeout
+    deadline = clock() + timeout
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            holder = lock_holder(exc)
+            if holder is None:
+                raise
+            log.info("the DuckDB file %s is held by %s; waiting for it", path, holder)
+        wait_until_free(path, read_only=read_only, published=published, on_wait=on_wait,
+                        timeout=max(0.0, deadline - clock()), clock=clock)

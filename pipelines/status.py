@@ -34,7 +34,7 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: 
         with pipeline.sql_client() as client:
             last = last_successful_load(client)
             check = last_check(client)
-        rows = table_counts(pipeline) if last and pipeline.default_schema_name else {}
+            rows = table_counts(pipeline, client) if last and pipeline.default_schema_name else {}
     duckdb_file = working_file(pipeline)
     age_hours = (now - last).total_seconds() / 3600 if last else None
     vouchers_state: dict[str, Any] = {}

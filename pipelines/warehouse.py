@@ -92,7 +92,9 @@ def align_with_warehouse(pipeline: dlt.Pipeline, finish_pending: Callable[[], An
     if pending:
         log.warning("finishing the load an earlier run left pending")
         finish_pending()
-    # A fresh pipelines folder (a new machine, a CI runner), or a newer state in the warehouse:
-    # dlt takes state and schemas from there.
-    pipeline.sync_destination()
+    if not pipeline.default_schema_name:
+        # A fresh pipelines folder (a new machine, a CI runner): the snapshot needs the schema, and the
+        # nightly plan the state, from the warehouse now. (A newer state there is taken by dlt's own sync
+        # at the start of the run.)
+        pipeline.sync_destination()
     return None
