@@ -8,5 +8,6 @@ requests about it (in process through ``app.transport()``), and ``serve`` /
 from simulator.app import SimulatorApp
 from simulator.data import SIZES, Tenant, ValidationError
 from simulator.server import run_forever, serve
+from simulator.shape import WorldShape
 
-__all__ = ["SIZES", "SimulatorApp", "Tenant", "ValidationError", "run_forever", "serve"]
+__all__ = ["SIZES", "SimulatorApp", "Tenant", "ValidationError", "WorldShape", "run_forever", "serve"]

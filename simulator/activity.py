@@ -51,7 +51,7 @@ class Day:
         self.start = t.now_ts() - DAY + 1
         self.touched: set[int] = set()
         self.counts: Counter[str] = Counter({k: 0 for k in COUNT_KEYS})
-        flow = len(t.vouchers) / history.HISTORY_DAYS  # vouchers issued per day, on average
+        flow = len(t.vouchers) / t.shape.history_days  # vouchers issued per day, on average
         self.flow = flow * rng.uniform(0.7, 1.3)
 
     def moment(self) -> int:
@@ -100,7 +100,7 @@ def _resolve_pending(day: Day) -> None:
 
 def _new_purchases(day: Day) -> None:
     t, rng = day.t, day.rng
-    n = max(1, round(len(t.purchases) / history.HISTORY_DAYS * 1.5 * rng.uniform(0.5, 1.5)))
+    n = max(1, round(len(t.purchases) / t.shape.history_days * 1.5 * rng.uniform(0.5, 1.5)))
     programs = [p for p in t.programs if p.status == "Active"]
     weights = [p.weight for p in programs]
     # creation order follows purchase time, as in the generated history
@@ -113,13 +113,10 @@ def _new_purchases(day: Day) -> None:
         x = rng.random()
         status = ("Complete" if x < 0.8 else "VoucherCreation" if x < 0.88
                   else "CheckoutInProgress" if x < 0.93 else rng.choice(ABANDONED))
-        qty = history.quantity(rng, t.spec["big_share"])
+        qty = t.shape.quantity(history.quantity(rng, history.big_share(t)))
         pu = history.new_purchase(t, partner, prog, moment, *history.purchaser(partner, rng),
                                   history.note(rng), qty, status)
-        if len(prog.exams) == 1:
-            pu.exam = prog.exams[0].gidx + 1
-        elif rng.random() < history.EXAM_SPECIFIC_SHARE:
-            pu.exam = rng.choice(prog.exams).gidx + 1
+        pu.exam = history.exam_at_issuance(t, prog, rng)
         issued = qty if status == "Complete" else rng.randint(0, qty - 1) if status == "VoucherCreation" else 0
         start = len(t.vouchers)
         history.issue_fresh(t, pu, issued, pu.ts + 60)
@@ -176,11 +173,12 @@ def _assign(day: Day) -> None:
         day.counts["vouchers_assigned"] += 1
 
 
-def _link_exam(day: Day, v: int) -> None:
-    vs = day.t.vouchers
-    if not vs.exam[v]:
-        exams = day.t.programs[day.t.purchases[vs.purchase[v]].program].exams
-        vs.exam[v] = day.rng.choice(exams).gidx + 1
+def _link_exam(t: Tenant, rng: random.Random, v: int, event: str) -> None:
+    """Link voucher ``v`` to an exam if the shape links vouchers at this event ("reserved" or "used")."""
+    vs, link_when = t.vouchers, t.shape.link_when
+    if not vs.exam[v] and (link_when == event or link_when == "reserved"):
+        exams = t.programs[t.purchases[vs.purchase[v]].program].exams
+        vs.exam[v] = rng.choice(exams).gidx + 1
 
 
 def _reserve(day: Day) -> None:
@@ -193,7 +191,7 @@ def _reserve(day: Day) -> None:
     for v in _pick(day, day.amount(0.45, 2), ok):
         vs.res_attempt[v] += 1
         vs.res_status[v] = RES_SCHEDULED
-        _link_exam(day, v)
+        _link_exam(day.t, day.rng, v, "reserved")
         day.t.scheduled.add(v)
         day.counts["vouchers_reserved"] += 1
 
@@ -208,7 +206,7 @@ def _use(day: Day) -> None:
         vs.flags[v] = ACTIVE | USED
         vs.used_at[v] = max(used_at, vs.assigned[v] + 1)
         vs.res_status[v] = RES_COMPLETED
-        _link_exam(day, v)
+        _link_exam(day.t, day.rng, v, "used")
         t.scheduled.discard(v)
         t.purchases[vs.purchase[v]].used_count += 1
         counters.add(vs.purchase[v])
@@ -267,3 +265,65 @@ def _extend(day: Day) -> None:
         vs.expires[v] = day.moment() + rng.choice((30, 90, 180)) * DAY
         day.counts["vouchers_extended"] += 1
         day.counts["vouchers_extended_settled"] += 1
+
+
+MOMENT_KEYS = ("vouchers_used", "vouchers_reserved", "vouchers_assigned", "vouchers_deactivated")
+
+
+def play_moment(t: Tenant, rng: random.Random) -> dict[str, int]:
+    """A moment of activity while a read is under way, at the simulated now.
+
+    One scheduled reservation is used, one assigned voucher reserved, one voucher
+    assigned, and now and then one deactivated; the vouchers are drawn from the
+    whole tenant, so they sit both before and behind a reader's current page. The
+    caller holds ``t.lock``; ``t.version`` moves so cached query answers are redone.
+    """
+    vs, now = t.vouchers, t.now_ts()
+    counts = Counter({k: 0 for k in MOMENT_KEYS})
+
+    def open_(v: int) -> bool:
+        return vs.flags[v] == ACTIVE and vs.expires[v] > now
+
+    scheduled = [v for v in sorted(t.scheduled) if open_(v)]
+    if scheduled:
+        v = rng.choice(scheduled)
+        vs.flags[v], vs.used_at[v], vs.res_status[v] = ACTIVE | USED, max(now, vs.assigned[v] + 1), RES_COMPLETED
+        _link_exam(t, rng, v, "used")
+        t.scheduled.discard(v)
+        t.purchases[vs.purchase[v]].used_count += 1
+        counts["vouchers_used"] += 1
+    live = ("Complete", "VoucherCreation")
+    for kind, ok in (
+        ("vouchers_reserved", lambda v: vs.person[v] >= 0 and vs.res_status[v] in (0, RES_CANCELLED)
+         and vs.res_attempt[v] < MAX_RESERVATIONS),
+        ("vouchers_assigned", lambda v: vs.person[v] < 0 and t.purchases[vs.purchase[v]].status in live),
+        ("vouchers_deactivated", lambda v: vs.res_status[v] != RES_SCHEDULED and rng.random() < 0.3
+         and t.purchases[vs.purchase[v]].status == "Complete"),
+    ):
+        v = _draw(rng, len(vs), lambda v: open_(v) and ok(v))
+        if v is None:
+            continue
+        if kind == "vouchers_reserved":
+            vs.res_attempt[v] += 1
+            vs.res_status[v] = RES_SCHEDULED
+            _link_exam(t, rng, v, "reserved")
+            t.scheduled.add(v)
+        elif kind == "vouchers_assigned":
+            person = t.people.draw(rng, t.programs[t.purchases[vs.purchase[v]].program].domains)
+            vs.person[v], vs.assigned[v] = person, now
+            t.note_assignment(v, person)
+        else:
+            vs.flags[v] = 0
+            t.deactivated.add(v)
+        counts[kind] += 1
+    t.version += 1
+    return dict(counts)
+
+
+def _draw(rng: random.Random, n: int, ok: Callable[[int], bool], tries: int = 200) -> int | None:
+    """A voucher position satisfying ``ok``, drawn uniformly; None if none was found."""
+    for _ in range(tries if n else 0):
+        v = rng.randrange(n)
+        if ok(v):
+            return v
+    return None

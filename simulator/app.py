@@ -7,6 +7,7 @@ httpx clients; ``simulator.server`` puts it on a loopback socket.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import random
@@ -22,9 +23,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from simulator import query
+from simulator import activity, query
 from simulator.data import Tenant, ValidationError
 from simulator.model import DOCUMENTED_PURCHASE_STATUSES
+from simulator.shape import ORDERS
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,23 @@ def _error(status: int, error: str, message: str, extra: dict[str, str] | None =
 class SimulatorApp:
     """The fake Certiverse API over one tenant; every knob is an attribute."""
 
-    def __init__(self, tenant: Tenant, *, token: str = "sim-token", page_size: int = 100, cap: int = 10_000,
-                 cap_mode: str = "first", nextlink_last: str = "absent", shuffle_params: bool = True,
-                 fault_rate_500: float = 0.0, fault_rate_429: float = 0.0, retry_after: int = 1,
-                 fault_rate_truncate: float = 0.0, latency_ms: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, tenant: Tenant, *, token: str = "sim-token", page_size: int | None = None,
+                 cap: int | None = None, cap_mode: str = "first", nextlink_last: str = "absent",
+                 shuffle_params: bool = True, fault_rate_500: float = 0.0, fault_rate_429: float = 0.0,
+                 retry_after: int = 1, fault_rate_truncate: float = 0.0, latency_ms: float = 0.0, seed: int = 0,
+                 order: str | None = None, activity_every_pages: int | None = None) -> None:
+        """API knobs left None come from the tenant's shape (``simulator.shape``)."""
+        shape = tenant.shape
+        page_size = shape.page_size if page_size is None else page_size
+        cap = shape.cap if cap is None else cap
+        self.order = shape.order if order is None else order
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, not {self.order!r}")
+        # A moment of activity after every N voucher pages served (0: none), drawn from its own seed.
+        self.activity_every_pages = shape.activity_every_pages if activity_every_pages is None else activity_every_pages
+        self.activity: Counter[str] = Counter()  # what the moments did, by kind (activity.MOMENT_KEYS)
+        self._activity_rng = random.Random(f"activity:{seed}")
+        self._voucher_pages = 0
         if cap_mode not in ("first", "late"):
             raise ValueError(f"cap_mode must be 'first' or 'late', not {cap_mode!r}")
         if nextlink_last not in (*NEXTLINK_STYLES, "mixed"):
@@ -109,6 +124,8 @@ class SimulatorApp:
         parts = urlsplit(url)
         path = parts.path.rstrip("/") or "/"
         status, out_headers, out_body = self._dispatch(method.upper(), url, parts, path, headers, body)
+        # The API's clock, on every answer as HTTP servers do: the simulated now, not the host's.
+        out_headers["Date"] = email.utils.format_datetime(self.tenant.now(), usegmt=True)
         with self._lock:
             self.stats[(path, status)] += 1
         log.debug("%s %s -> %d", method, url, status)
@@ -193,6 +210,8 @@ class SimulatorApp:
                               f"The query matches more than {cap:,} records; narrow the filters")
             serialize = tenant.record_function(endpoint.resource)
             data = [serialize(i) for i in matches[start:start + self.page_size]]
+            if endpoint.resource == "vouchers" and self.activity_every_pages:
+                self._maybe_play_moment()
         payload: dict[str, Any] = {"data": data}
         if start + self.page_size < total:
             payload["nextLink"] = self._next_link(parts, path, pairs, page)
@@ -242,16 +261,31 @@ class SimulatorApp:
                 return value
         raise BadRequest(f"Parameter '{name}' must be one of {', '.join(allowed)}, got {raw!r}")
 
+    def _maybe_play_moment(self) -> None:
+        """Activity between pages (the caller holds the tenant's lock): later pages see a changed tenant."""
+        self._voucher_pages += 1
+        if self._voucher_pages % self.activity_every_pages == 0:
+            self.activity.update(activity.play_moment(self.tenant, self._activity_rng))
+
     def _matches(self, endpoint: Endpoint, path: str, filters: dict[str, Any]) -> Sequence[int]:
         key = (path, tuple(sorted(filters.items())))
         hit = self._cache.get(key)
         if hit is not None and hit[0] == self.tenant.version:
             self._cache.move_to_end(key)
             return hit[1]
-        matches = endpoint.matcher(self.tenant, filters)
+        matches = self._ordered(endpoint.matcher(self.tenant, filters))
         self._cache[key] = (self.tenant.version, matches)
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
+        return matches
+
+    def _ordered(self, matches: Sequence[int]) -> Sequence[int]:
+        """Matches (creation order) in the order the API returns them; a record's place depends only on
+        the record, so a record that leaves a query moves every record behind it one place up."""
+        if self.order == "newest_first":
+            return matches[::-1]
+        if self.order == "shuffled":
+            return sorted(matches, key=lambda i: ((i * 2654435761) ^ 0x5BD1E995) & 0xFFFFFFFF)
         return matches
 
     def _next_link(self, parts: Any, path: str, pairs: list[tuple[str, str]], page: int) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sized
 from typing import Any
 
 from simulator import activity, history, ids
+from simulator.shape import DEFAULT, WorldShape
 from simulator.model import (
     ACTIVE,
     API_USER,
@@ -36,7 +37,6 @@ SIZES: dict[str, dict[str, Any]] = {
     "default": {"partners": 80, "programs": 20, "purchases": 3_000, "big_share": 0.06},
     "large": {"partners": 600, "programs": 50, "purchases": 40_000, "big_share": 0.086},
 }
-START_DAY = dt.date(2026, 11, 1)
 RESOURCES = ("partners", "programs", "purchases", "vouchers")
 
 
@@ -51,10 +51,10 @@ class Tenant:
     ``lock``; readers that walk several records hold ``lock`` as well.
     """
 
-    def __init__(self, size: str, seed: int, scale: float) -> None:
-        self.size, self.seed, self.scale = size, seed, scale
+    def __init__(self, size: str, seed: int, scale: float, shape: WorldShape = DEFAULT) -> None:
+        self.size, self.seed, self.scale, self.shape = size, seed, scale, shape
         self.spec = SIZES[size]
-        self.today = START_DAY
+        self.today = shape.start_day
         self.version = 0
         self.lock = threading.RLock()
         self.partners: list[Partner] = []
@@ -72,18 +72,20 @@ class Tenant:
         self._exam_by_code: dict[str, Exam] = {}
 
     @classmethod
-    def generate(cls, size: str = "default", seed: int = 42, scale: float = 1.0) -> Tenant:
-        """Build a tenant deterministically from (size, seed, scale)."""
+    def generate(cls, size: str = "default", seed: int = 42, scale: float = 1.0,
+                 shape: WorldShape = DEFAULT) -> Tenant:
+        """Build a tenant deterministically from (size, seed, scale, shape)."""
         if size not in SIZES:
             raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
         if scale <= 0:
             raise ValueError("scale must be positive")
         started = time.perf_counter()
-        tenant = cls(size, seed, scale)
+        tenant = cls(size, seed, scale, shape)
         history.build(tenant, SIZES[size], random.Random(seed))
         tenant._exam_by_code = {e.code: e for e in tenant.exams}
-        log.info("generated %s tenant (seed %s, scale %s): %d purchases, %d vouchers in %.2f s",
-                 size, seed, scale, len(tenant.purchases), len(tenant.vouchers), time.perf_counter() - started)
+        log.info("generated %s tenant (shape %s, seed %s, scale %s): %d purchases, %d vouchers in %.2f s",
+                 size, shape.name, seed, scale, len(tenant.purchases), len(tenant.vouchers),
+                 time.perf_counter() - started)
         return tenant
 
     # -- clock -------------------------------------------------------------
@@ -268,7 +270,7 @@ class Tenant:
             first, last, email = API_USER
             pu = history.new_purchase(self, partner, prog, self.now_ts(), first, last, email, notes,
                                       quantity, "VoucherCreation")
-            if len(prog.exams) == 1:
+            if len(prog.exams) == 1 and self.shape.single_exam_linked:
                 pu.exam = prog.exams[0].gidx + 1
             self.pending.add(pu.idx)
             self.version += 1

@@ -10,7 +10,7 @@ import bisect
 import random
 from typing import TYPE_CHECKING, Any
 
-from simulator import ids, names
+from simulator import ids, names, shape
 from simulator.model import (
     ACTIVE,
     DAY,
@@ -29,7 +29,7 @@ from simulator.model import (
 if TYPE_CHECKING:
     from simulator.data import Tenant
 
-HISTORY_DAYS = 4 * 365
+HISTORY_DAYS = shape.HISTORY_DAYS  # the default shape's; a tenant's own is t.shape.history_days
 # share of purchases per status; Complete takes what is left (~85%)
 STATUS_SHARES = {
     "CheckoutCancelled": 0.045,
@@ -39,7 +39,6 @@ STATUS_SHARES = {
 }
 # purchases still in flight at generation time, per thousand purchases
 TRANSIENT_PER_MILLE = {"CheckoutInProgress": 1.0, "VoucherCreation": 1.0}
-EXAM_SPECIFIC_SHARE = 0.6  # multi-exam purchases whose vouchers name an exam at issuance
 LAGGING_SHARE = 0.01
 
 
@@ -50,9 +49,23 @@ def build(t: Tenant, spec: dict[str, Any], rng: random.Random) -> None:
     t.people = People(max(1200, n_purchases * 12), rng)
     _partners(t, spec["partners"], rng)
     _programs(t, spec["programs"], rng)
-    _purchases(t, n_purchases, spec["big_share"], rng)
+    _purchases(t, n_purchases, big_share(t), rng)
     _lagging_counters(t, rng)
     _ensure_deactivated(t, rng)
+
+
+def big_share(t: Tenant) -> float:
+    """Share of 50-500 purchases: the shape's, else the size's."""
+    return t.spec["big_share"] if t.shape.big_share is None else t.shape.big_share
+
+
+def exam_at_issuance(t: Tenant, prog: Program, rng: random.Random) -> int:
+    """The exam (gidx + 1) a new purchase's vouchers carry from issuance, 0 for none."""
+    if len(prog.exams) == 1:
+        return prog.exams[0].gidx + 1 if t.shape.single_exam_linked else 0
+    if t.shape.link_when == "issuance" or rng.random() < t.shape.exam_at_issuance:
+        return rng.choice(prog.exams).gidx + 1
+    return 0
 
 
 def _zipf(count: int, s: float) -> list[float]:
@@ -132,7 +145,8 @@ def _programs(t: Tenant, count: int, rng: random.Random) -> None:
             prefix = prefix[:3] + str(len(prefixes) % 10)
         prefixes.add(prefix)
         prog.prefix = prefix
-        n_exams = 3 if i == 1 else rng.choices((1, 2, 3, 4), weights=(55, 20, 15, 10))[0]
+        counts = t.shape.exam_counts
+        n_exams = 3 if i == 1 and 3 in counts else rng.choices(counts, weights=t.shape.exam_weights)[0]
         for k in range(n_exams):
             number = 100 + 10 * k + rng.randrange(10)
             while f"{prefix}-{number}" in exam_codes:
@@ -150,7 +164,7 @@ def _programs(t: Tenant, count: int, rng: random.Random) -> None:
 
 
 def quantity(rng: random.Random, big_share: float) -> int:
-    """Skewed purchase size: mostly 1-25, some 50-500, rarely up to 1000."""
+    """Skewed purchase size: mostly 1-25, some 50-500, rarely up to 1000 (before the shape's scale)."""
     x = rng.random()
     if x < 0.004:
         return rng.randint(500, 1000)
@@ -178,7 +192,7 @@ def _purchases(t: Tenant, n: int, big_share: float, rng: random.Random) -> None:
         # half uniform, half growing towards today: the business grows
         u = rng.random()
         age = u if rng.random() < 0.5 else 1 - (1 - u) ** 0.5
-        drafts.append((now_ts - int(age * HISTORY_DAYS * DAY) - 1, status))
+        drafts.append((now_ts - int(age * t.shape.history_days * DAY) - 1, status))
     for status in transient:
         drafts.append((now_ts - rng.randrange(36 * 3600), status))
     drafts.sort()
@@ -190,12 +204,11 @@ def _purchases(t: Tenant, n: int, big_share: float, rng: random.Random) -> None:
             partner = t.partners[bisect.bisect(cum_partners, rng.random() * cum_partners[-1])]
         else:
             partner = t.partners[rng.choices(prog.assigned, weights=[t.partners[i].weight for i in prog.assigned])[0]]
-        pu = new_purchase(t, partner, prog, ts, *purchaser(partner, rng), note(rng), quantity(rng, big_share), status)
-        pu.archived = rng.random() < 0.03 * (now_ts - ts) / (HISTORY_DAYS * DAY) * 2
-        if len(prog.exams) == 1:
-            pu.exam = prog.exams[0].gidx + 1
-        elif rng.random() < EXAM_SPECIFIC_SHARE:
-            pu.exam = rng.choice(prog.exams).gidx + 1
+        # argument order is draw order: purchaser, note, then quantity
+        pu = new_purchase(t, partner, prog, ts, *purchaser(partner, rng), note(rng),
+                          t.shape.quantity(quantity(rng, big_share)), status)
+        pu.archived = rng.random() < 0.03 * (now_ts - ts) / (t.shape.history_days * DAY) * 2
+        pu.exam = exam_at_issuance(t, prog, rng)
         if status == "Complete":
             issue_history(t, pu, prog, ts + rng.randrange(5, 600), now_ts, rng)
         elif status == "Refunded":
@@ -264,7 +277,8 @@ def issue_history(t: Tenant, pu: Purchase, prog: Program, issue: int, now_ts: in
     period = prog.period * DAY
     exams, domains, draw = prog.exams, prog.domains, t.people.draw
     engage = rng.random()
-    p_assign = 0.25 + 0.7 * engage
+    p_assign = (0.25 + 0.7 * engage) * t.shape.engagement
+    link_when = t.shape.link_when
     assign_rate = 1 / (DAY * (3 + 40 * (1 - engage)))
     reserve_rate, exam_rate, walkin_rate = 1 / (25 * DAY), 1 / (12 * DAY), 1 / (15 * DAY)
     ext = ext_lo = ext_hi = deact_lo = deact_hi = 0
@@ -289,7 +303,7 @@ def issue_history(t: Tenant, pu: Purchase, prog: Program, issue: int, now_ts: in
                     r = a + int(expo(reserve_rate))
                     if r < horizon:
                         ra = 1
-                        if not exam:
+                        if not exam and link_when == "reserved":
                             exam = exams[int(random() * len(exams))].gidx + 1
                         if random() < 0.07:
                             rs = RES_CANCELLED
@@ -297,13 +311,15 @@ def issue_history(t: Tenant, pu: Purchase, prog: Program, issue: int, now_ts: in
                             u = r + DAY + int(expo(exam_rate))
                             if u < horizon:
                                 used, rs, flags = u, RES_COMPLETED, ACTIVE | USED
+                                if not exam and link_when == "used":
+                                    exam = exams[int(random() * len(exams))].gidx + 1
                             else:
                                 rs = RES_CANCELLED if u >= exp else RES_SCHEDULED
                 elif x < 0.9:  # taken without a reservation (walk-in, online)
                     u = a + DAY + int(expo(walkin_rate))
                     if u < horizon:
                         used, flags = u, ACTIVE | USED
-                        if not exam:
+                        if not exam and link_when != "never":
                             exam = exams[int(random() * len(exams))].gidx + 1
         if deact_lo <= j < deact_hi and not used and rs != RES_SCHEDULED:
             flags = 0

@@ -41,7 +41,10 @@ def _server(app: SimulatorApp, host: str, port: int) -> ThreadingHTTPServer:
             host_header = self.headers.get("Host") or _netloc(self.server.server_address)
             status, headers, payload = app.handle(self.command, f"http://{host_header}{self.path}",
                                                   dict(self.headers.items()), body)
-            self.send_response(status)
+            # send_response would add the host's own Date header; the app sends the API's clock.
+            self.log_request(status)
+            self.send_response_only(status)
+            self.send_header("Server", self.version_string())
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))

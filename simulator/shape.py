@@ -1,0 +1,93 @@
+"""World shapes: what varies between real tenants, as named, seeded knobs.
+
+``WorldShape()`` is the simulator as it always was: every knob at its default
+leaves a generated tenant and the API's answers exactly as before (other tests
+depend on the default tenant's contents). Tenant knobs go to
+``Tenant.generate(shape=...)``, API knobs to ``SimulatorApp(shape=...)``.
+
+Tenant knobs:
+
+* ``exam_at_issuance``: share of multi-exam purchases whose vouchers carry an
+  exam code from issuance (single-exam programs always do, unless
+  ``single_exam_linked`` is off). The other vouchers get one
+  ``link_when``: ``"reserved"`` (at their first reservation, or when used
+  without one), ``"used"`` (only when used) or ``"never"``. Together these set
+  the share of vouchers without an exam code.
+* ``exam_counts`` / ``exam_weights``: how many exams a program sells.
+* ``purchase_scale`` and ``big_share``: purchase sizes (quantities are
+  multiplied, then kept within the API's 1-1,000; ``big_share`` is the share of
+  50-500 purchases, None for the size's own).
+* ``history_days`` and ``engagement``: the share of open vouchers. A young
+  tenant has few expired vouchers; a low engagement assigns and uses fewer.
+* ``start_day``: the API's clock (the simulated "today", sent as the ``Date``
+  header), which can be months away from the loader's.
+
+API knobs: ``page_size``, ``cap``, ``order`` (records come back in creation
+order, ``"newest_first"``, or ``"shuffled"``: a fixed permutation of creation
+order), and ``activity_every_pages``: after every N voucher pages served, a
+moment of activity (vouchers used, reserved, assigned, deactivated) happens
+while the read is under way. The API pages by number, so a voucher used during
+a read of ``isUsed=false`` shifts the records behind it by one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+LINK_WHEN = ("issuance", "reserved", "used", "never")
+ORDERS = ("created", "newest_first", "shuffled")
+START_DAY = dt.date(2026, 11, 1)
+HISTORY_DAYS = 4 * 365
+
+
+@dataclass(frozen=True)
+class WorldShape:
+    """One tenant shape; the defaults are the simulator's historical tenant."""
+
+    name: str = "default"
+    # exam codes on vouchers
+    exam_at_issuance: float = 0.6
+    link_when: str = "reserved"
+    single_exam_linked: bool = True
+    exam_counts: tuple[int, ...] = (1, 2, 3, 4)
+    exam_weights: tuple[float, ...] = (55, 20, 15, 10)
+    # purchase sizes
+    purchase_scale: float = 1.0
+    big_share: float | None = None
+    # open vouchers
+    history_days: int = HISTORY_DAYS
+    engagement: float = 1.0
+    # the API's clock
+    start_day: dt.date = START_DAY
+    # API behaviour
+    page_size: int = 100
+    cap: int = 10_000
+    order: str = "created"
+    activity_every_pages: int = 0
+
+    def __post_init__(self) -> None:
+        if self.link_when not in LINK_WHEN:
+            raise ValueError(f"link_when must be one of {LINK_WHEN}, not {self.link_when!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, not {self.order!r}")
+        if len(self.exam_counts) != len(self.exam_weights) or min(self.exam_counts) < 1:
+            raise ValueError("exam_counts and exam_weights must pair up, each program selling at least one exam")
+        if not 0 <= self.exam_at_issuance <= 1 or self.purchase_scale <= 0 or not 0 < self.engagement <= 1:
+            raise ValueError("exam_at_issuance and engagement are shares, purchase_scale is positive")
+        if self.page_size < 1 or self.cap < 1 or self.history_days < 30 or self.activity_every_pages < 0:
+            raise ValueError("page_size, cap and history_days (>= 30) must be positive")
+
+    def with_(self, **changes: object) -> WorldShape:
+        """This shape with some knobs changed."""
+        return dataclasses.replace(self, **changes)
+
+    def quantity(self, drawn: int) -> int:
+        """A drawn purchase quantity, scaled, within the API's 1-1,000."""
+        if self.purchase_scale == 1.0:
+            return drawn
+        return min(1000, max(1, round(drawn * self.purchase_scale)))
+
+
+DEFAULT = WorldShape()
