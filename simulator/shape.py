@@ -91,3 +91,18 @@ class WorldShape:
 
 
 DEFAULT = WorldShape()
+
+
+# Shapes unlike each other and unlike the default, for benchmarks.grid (full sizes) and tests (small sizes).
+GRID: tuple[WorldShape, ...] = (
+    WorldShape("linked_when_reserved", exam_at_issuance=0.0),
+    WorldShape("multi_exam_unlinked", exam_counts=(2, 3, 4), exam_weights=(40, 35, 25), exam_at_issuance=0.0),
+    WorldShape("never_linked", exam_at_issuance=0.0, link_when="never", single_exam_linked=False),
+    WorldShape("linked_when_used", exam_at_issuance=0.2, link_when="used", order="newest_first"),
+    WorldShape("many_exams", exam_counts=(6, 8, 10), exam_weights=(1, 1, 1), exam_at_issuance=0.9),
+    WorldShape("bulk_purchases", purchase_scale=4.0, big_share=0.1),
+    WorldShape("tiny_purchases", purchase_scale=0.2, big_share=0.0, order="shuffled"),
+    WorldShape("young_and_open", history_days=300, engagement=0.3),
+    WorldShape("small_pages_low_cap", page_size=25, cap=2_000),
+    WorldShape("big_pages_clock_behind", page_size=500, start_day=dt.date(2026, 5, 1)),
+)

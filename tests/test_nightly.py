@@ -153,7 +153,7 @@ def test_the_snapshot_holds_the_same_columns_from_rows_and_from_arrow():
     import numpy as np
     import pyarrow as pa
 
-    from sources.certiverse.nightly import NEVER, LiveVouchers, epoch_us
+    from sources.certiverse.snapshot import NEVER, LiveVouchers, epoch_us
 
     expires = dt.datetime(2027, 1, 31, tzinfo=dt.timezone.utc)
     rows = [("v1", "C-1", "P1", "EX1", expires), ("v2", "C-2", "P2", None, None), ("v3", "C-3", "P1", "EX2", expires)]

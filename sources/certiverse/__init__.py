@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import dlt
 from dlt.sources import DltResource
 
+from .catalog import Catalog
 from .client import (
     ApiUnavailableError,
     AuthError,
@@ -34,10 +35,12 @@ from .client import (
     RequestStats,
     TooManyRecordsError,
 )
-from .columnar import CONTENT_HASH, voucher_batches
-from .nightly import LiveVouchers, NightlyPlan, Snapshot
-from .plans import Catalog, VoucherPlan, read_purchases_whole
+from .columnar import voucher_batches
+from .planning import plan_voucher_read
+from .plans import read_purchases_whole
 from .reader import CapExceededError
+from .schema import CONTENT_HASH, PURCHASE_COLUMNS, column_hints, voucher_hints
+from .snapshot import LiveVouchers, Snapshot
 
 __all__ = [
     "certiverse_source",
@@ -58,23 +61,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_TIMESTAMP = {"data_type": "timestamp", "timezone": True}
-
-
-def _columns(**types: str) -> dict[str, dict[str, Any]]:
-    """Column hints for every documented field, so that the tables always have them.
-
-    Nullable fields are omitted by the API rather than sent as null: without
-    hints a column appears only once some record carries it, and SQL written
-    against it would break on a tenant that has none yet.
-    """
-    hints: dict[str, dict[str, Any]] = {}
-    for name, data_type in types.items():
-        hints[name] = dict(_TIMESTAMP) if data_type == "timestamp" else {"data_type": data_type}
-        hints[name]["nullable"] = name != "id"
-    return hints
-
 
 @dlt.source(name="certiverse")
 def certiverse_source(
@@ -111,8 +97,8 @@ def certiverse_source(
         full_refresh: read every voucher, not only what can have changed.
         previous: what the warehouse held after the last load; None (or
             ``full_refresh``) reads everything.
-        as_of: the API's "now", to tell open vouchers from expired ones (default:
-            the wall clock; the simulator has a clock of its own).
+        as_of: "now", to tell open vouchers from expired ones (default: the API's
+            own clock, from its ``Date`` header; tests set it).
         stats: request counters to fill (the CLI prints them).
         reread_purchases: read only these purchases' vouchers, whole (the counter check's
             repair; the nightly plan and its state are left alone).
@@ -149,17 +135,7 @@ def programs(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     yield catalog.programs()
 
 
-@dlt.resource(
-    name="purchases",
-    primary_key="id",
-    write_disposition="merge",
-    columns=_columns(
-        id="text", voucher_purchase_code="text", partner_name="text", program_name="text",
-        purchase_date_utc="timestamp", purchased_by_first_name="text", purchased_by_last_name="text",
-        quantity="bigint", quantity_used="bigint", quantity_remaining="bigint", status="text",
-        amount_paid="decimal", is_archived="bool", notes="text",
-    ),
-)
+@dlt.resource(name="purchases", primary_key="id", write_disposition="merge", columns=column_hints(PURCHASE_COLUMNS))
 def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every purchase of every partner and program, in any status."""
     yield from catalog.purchase_pages()
@@ -173,13 +149,7 @@ def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     # row version is a hash of the API's record computed here, not dlt's _dlt_id.
     write_disposition={"disposition": "merge", "strategy": "scd2", "row_version_column_name": CONTENT_HASH},
     merge_key="id",
-    columns=_columns(
-        id="text", voucher_code="text", voucher_purchase_code="text", expiration_date_utc="timestamp",
-        is_active="bool", is_used="bool", assigned_date_utc="timestamp", recipient_email="text",
-        reservation_code="text", reservation_status="text", store_exam_code="text",
-        used_by__client_candidate_id="text", used_by__first_name="text", used_by__last_name="text",
-        used_by__person_id="text", used_by__used_date_utc="timestamp", content_hash="bigint",
-    ),
+    columns=voucher_hints(),
 )
 def vouchers(
     catalog: Catalog,
@@ -193,16 +163,6 @@ def vouchers(
         yield from voucher_batches(read_purchases_whole(catalog.client, reread_purchases, catalog.workers))
         return
     state = dlt.current.resource_state()
-    night = int(state.get("night", 0))
-    now = as_of or dt.datetime.now(dt.timezone.utc)
-    plan = NightlyPlan(catalog, previous, night, recheck_nights, now) if previous is not None else None
-    if plan is None or plan.estimated_requests >= plan.full_read_estimate():
-        if plan is not None:
-            log.info("vouchers: tonight's plan (~%d requests) costs no less than a full read; reading everything",
-                     plan.estimated_requests)
-        yield from voucher_batches(VoucherPlan(catalog).read(catalog.workers))
-        # A full read re-checks everything: the rolling re-check starts over.
-        state.update(night=0, mode="full", last_full_at=now.isoformat())
-        return
-    yield from voucher_batches(plan.read(catalog.workers))
-    state.update(night=night + 1, mode="nightly", last_nightly=plan.counts)
+    read = plan_voucher_read(catalog, previous, state, recheck_nights, as_of)
+    yield from voucher_batches(read.pages(catalog.workers))
+    state.update(read.next_state())

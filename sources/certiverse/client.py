@@ -6,6 +6,7 @@ mock it in tests and the request counters see everything.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import json
 import logging
@@ -170,6 +171,8 @@ class CertiverseClient:
         self.stats = RequestStats()
         # Not documented: learned from the longest page that had a next page.
         self.page_size: int | None = None
+        # The API's clock: the Date header of the first answer that carried one (see api_time).
+        self._first_date: dt.datetime | None = None
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -190,6 +193,28 @@ class CertiverseClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def api_time(self) -> dt.datetime | None:
+        """When this client's first answer was sent, by the API's own clock (its ``Date`` header).
+
+        The loader's clock may be far from the API's; expiry is judged by the API's. The
+        first answer is the run's start: anything after it is judged no earlier than that.
+        None until an answer with a readable ``Date`` header arrives.
+        """
+        return self._first_date
+
+    def _note_date(self, response: httpx.Response) -> None:
+        if self._first_date is not None:
+            return
+        value = response.headers.get("Date")
+        try:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            with self._pause_lock:
+                if self._first_date is None:
+                    self._first_date = parsed.astimezone(dt.timezone.utc)
 
     def __enter__(self) -> "CertiverseClient":
         return self
@@ -287,6 +312,7 @@ class CertiverseClient:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 outcome, problem = "network", f"{type(exc).__name__}: {exc}"
             else:
+                self._note_date(response)
                 outcome = str(response.status_code)
                 if response.status_code == 401:
                     self.stats.add(endpoint, outcome)

@@ -25,30 +25,8 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.time import ensure_pendulum_datetime
 
-CONTENT_HASH = "content_hash"
-TIMESTAMP = pa.timestamp("us", tz="UTC")
+from .schema import CONTENT_HASH, NOT_NULL, TIMESTAMP, VOUCHER_FIELDS
 
-# Documented fields, by their flattened API path: column name and type.
-VOUCHER_COLUMNS: dict[str, tuple[str, pa.DataType]] = {
-    "id": ("id", pa.string()),
-    "voucherCode": ("voucher_code", pa.string()),
-    "voucherPurchaseCode": ("voucher_purchase_code", pa.string()),
-    "expirationDateUtc": ("expiration_date_utc", TIMESTAMP),
-    "isActive": ("is_active", pa.bool_()),
-    "isUsed": ("is_used", pa.bool_()),
-    "assignedDateUtc": ("assigned_date_utc", TIMESTAMP),
-    "recipientEmail": ("recipient_email", pa.string()),
-    "reservationCode": ("reservation_code", pa.string()),
-    "reservationStatus": ("reservation_status", pa.string()),
-    "storeExamCode": ("store_exam_code", pa.string()),
-    "usedBy__clientCandidateId": ("used_by__client_candidate_id", pa.string()),
-    "usedBy__firstName": ("used_by__first_name", pa.string()),
-    "usedBy__lastName": ("used_by__last_name", pa.string()),
-    "usedBy__personId": ("used_by__person_id", pa.string()),
-    "usedBy__usedDateUtc": ("used_by__used_date_utc", TIMESTAMP),
-}
-
-_NOT_NULL = {"id", CONTENT_HASH}
 _naming = NamingConvention()
 
 
@@ -95,19 +73,19 @@ def voucher_table(records: list[dict[str, Any]]) -> pa.Table:
     values = _flat_columns(records)
     missing = [None] * len(records)
     columns: dict[str, pa.Array] = {}
-    for path, (name, data_type) in VOUCHER_COLUMNS.items():
+    for path, (name, data_type, _) in VOUCHER_FIELDS.items():
         column = values.get(path, missing)
         if data_type == TIMESTAMP:
             columns[name] = _timestamps(pa.array(column, type=pa.string()))
         else:
             columns[name] = pa.array(column, type=data_type)
-    for path in sorted(values.keys() - VOUCHER_COLUMNS.keys()):
+    for path in sorted(values.keys() - VOUCHER_FIELDS.keys()):
         name = _naming.normalize_path(path)
         if name not in columns:
             columns[name] = _extra_column(values[path])
     columns[CONTENT_HASH] = hashes
     # Never null, as the resource's hints say (dlt warns when Arrow's schema disagrees).
-    fields = [pa.field(name, array.type, nullable=name not in _NOT_NULL) for name, array in columns.items()]
+    fields = [pa.field(name, array.type, nullable=name not in NOT_NULL) for name, array in columns.items()]
     return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
 
 

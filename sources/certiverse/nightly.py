@@ -1,148 +1,45 @@
-"""Nightly voucher reads: what can have changed since the last run, and a rolling re-check.
+"""The nightly read of vouchers: what can have changed since the last run, and the rolling re-check.
+
+Words as defined in ``planning.py`` (open, settled, linked, live, the rolling re-check).
 
 The API has no "changed since" filter. What the data tells instead:
 
-* a voucher that is unused, active and not yet expired ("open") can change any
-  day: it is re-read every night, either through its exam's slice
-  ``isUsed=false&isActive=true&storeExamCode=E`` or through its purchase
-  (``purchaseCode=P&isUsed=false&isActive=true``), whichever costs fewer requests
-  by the warehouse's own counts. Vouchers not linked to an exam are only
-  reachable through their purchase;
-* an open voucher that does not come back was used or deactivated: it is
-  fetched again on its own (or with its purchase, if cheaper);
+* an open voucher can change any day: every one is re-read every night, through
+  its exam's slice ``isUsed=false&isActive=true&storeExamCode=E`` or through its
+  purchase (``purchaseCode=P&isUsed=false&isActive=true``), per exam whichever
+  costs fewer requests by the warehouse's own counts (or the whole open slice, if
+  that is under the cap and cheaper). Unlinked ones only through their purchase;
+* an open voucher that does not come back was used or deactivated (or slipped past
+  a page while the API changed under the read): it is fetched on its own, or with
+  its purchase where that is cheaper;
 * new purchases, and purchases whose status or quantity moved, are read whole;
-* everything else is "settled" (used, deactivated, or expired unused). It can
-  still change (expiry moved, re-activated), so 1/N of it is re-read each night
-  in a rolling re-check: every settled voucher at least once every N nights.
+* settled vouchers get the rolling re-check.
+
+The plan is a chain of steps that return values: ``open_rows`` →
+``changed_purchases`` → ``cover_open_vouchers`` → ``rolling_queries`` →
+``NightlyPlan``; ``NightlyRead`` reads it and fetches the open vouchers that left.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from .catalog import Catalog
 from .client import Query
-from .plans import Catalog, VoucherPlan
+from .plans import VoucherFacts, VoucherSplit, pages
 from .reader import SeenIds, read_all
+from .snapshot import LiveVouchers, Snapshot, epoch_us
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 100  # only for estimates before the first page has told the real one
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-NEVER = np.iinfo(np.int64).max  # expiry of a voucher without one
-
-
-def epoch_us(value: dt.datetime | None) -> int:
-    """Microseconds since 1970 (UTC; a naive value is taken as UTC); None is NEVER."""
-    if value is None:
-        return NEVER
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return (value - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-class LiveColumns(NamedTuple):
-    """The snapshot's open vouchers, one numpy array per field, row for row."""
-
-    id_hashes: np.ndarray  # hash(id), as SeenIds hashes ids
-    codes: np.ndarray  # voucher codes, bytes
-    purchase: np.ndarray  # index into LiveVouchers.purchases
-    exam: np.ndarray  # index into LiveVouchers.exams, -1: no exam
-    expires: np.ndarray  # epoch microseconds, NEVER: no expiry
-
-
-# What ``add`` takes, and what ``add_arrow`` takes in this order.
-_LIVE_SCHEMA = pa.schema([("id", pa.string()), ("voucher_code", pa.string()), ("voucher_purchase_code", pa.string()),
-                          ("store_exam_code", pa.string()), ("expiration_date_utc", pa.timestamp("us", tz="UTC"))])
-
-
-class LiveVouchers:
-    """The unused, active vouchers the warehouse holds, in about 50 bytes each.
-
-    A large tenant has hundreds of thousands of them, held for the whole run; as
-    Python objects they cost ~400 bytes each and the run's memory grew with the
-    tenant. Columns instead (``LiveColumns``): the id's hash, purchase and exam as
-    indexes into shared lists, expiry in epoch microseconds, and the voucher code as
-    bytes (needed only to re-read vouchers that left).
-    """
-
-    def __init__(self) -> None:
-        self.purchases: list[str] = []
-        self.exams: list[str] = []
-        self._purchase_index: dict[str, int] = {}
-        self._exam_index: dict[str, int] = {}
-        self._chunks: list[LiveColumns] = []
-
-    def add(self, rows: Iterable[tuple[str, str, str, str | None, dt.datetime | None]]) -> None:
-        """Append rows of (id, voucher code, purchase code, exam code or None, expiry or None)."""
-        fields = list(zip(*rows))
-        if fields:
-            self.add_arrow(pa.table([list(f) for f in fields], schema=_LIVE_SCHEMA))
-
-    def add_arrow(self, table: pa.Table) -> None:
-        """Append an Arrow table with the columns of ``add`` (in that order): no Python row objects."""
-        if not table.num_rows:
-            return
-        vid, code, purchase, exam, expires = table.columns
-        expires_us = pc.cast(pc.cast(expires, _LIVE_SCHEMA.field(4).type), pa.int64()).fill_null(NEVER)
-        self._chunks.append(LiveColumns(
-            np.array([hash(v) for v in vid.to_pylist()], dtype=np.int64),
-            np.array([c.encode() for c in code.to_pylist()], dtype=np.bytes_),
-            self._indexes(purchase, self.purchases, self._purchase_index),
-            self._indexes(exam, self.exams, self._exam_index),
-            expires_us.to_numpy().astype(np.int64),
-        ))
-
-    def _indexes(self, column: Any, values: list[str], index: dict[str, int]) -> np.ndarray:
-        """Shared-list indexes of a string column (-1 for null) via Arrow's dictionary encoding."""
-        encoded = pc.dictionary_encode(column.combine_chunks())
-        mapping = np.array([self._index(v, values, index) for v in encoded.dictionary.to_pylist()] + [-1],
-                           dtype=np.int32)
-        return mapping[encoded.indices.fill_null(len(mapping) - 1).to_numpy()]
-
-    @staticmethod
-    def _index(value: str, values: list[str], index: dict[str, int]) -> int:
-        i = index.get(value)
-        if i is None:
-            i = index[value] = len(values)
-            values.append(value)
-        return i
-
-    @property
-    def columns(self) -> LiveColumns:
-        """All rows added so far (chunks are joined once, on first use)."""
-        if len(self._chunks) != 1:
-            empty = [np.empty(0, t) for t in (np.int64, np.bytes_, np.int32, np.int32, np.int64)]
-            self._chunks = [LiveColumns(*(np.concatenate(parts) for parts in zip(empty, *self._chunks)))]
-        return self._chunks[0]
-
-    def __len__(self) -> int:
-        return len(self.columns.id_hashes)
-
-    def purchase_codes(self, mask: np.ndarray) -> set[str]:
-        """The purchases of the rows ``mask`` selects."""
-        return {self.purchases[i] for i in np.unique(self.columns.purchase[mask]).tolist()}
-
-
-@dataclass
-class Snapshot:
-    """What the warehouse held after the last successful load (current rows only)."""
-
-    live: LiveVouchers = field(default_factory=LiveVouchers)  # unused, active vouchers
-    purchases: dict[str, tuple[str, int]] = field(default_factory=dict)  # code -> (status, quantity)
-    unlinked_settled: set[str] = field(default_factory=set)  # purchases with settled vouchers sans exam
-    vouchers: int = 0  # current vouchers in all
+OPEN_SLICE = Query.of("vouchers", isUsed=False, isActive=True)
 
 
 def slot(key: str, nights: int) -> int:
@@ -150,142 +47,150 @@ def slot(key: str, nights: int) -> int:
     return zlib.crc32(key.encode()) % nights
 
 
-def _pages(n: int, page: int) -> int:
-    return max(1, math.ceil(n / page))
+def open_rows(live: LiveVouchers, since: dt.datetime) -> np.ndarray:
+    """Which live rows are open: not expired at ``since``, the start of the last run (a voucher that
+    expired after it may have changed before it expired)."""
+    return live.columns.expires >= epoch_us(since)
 
 
-class NightlyPlan:
-    """Reads the vouchers that can have changed, plus tonight's share of the rest."""
+def changed_purchases(purchases: Iterable[dict[str, Any]], known: Mapping[str, tuple[str, int]]) -> set[str]:
+    """Purchases new since the last run, or whose status or quantity moved."""
+    return {p["voucherPurchaseCode"] for p in purchases
+            if known.get(p["voucherPurchaseCode"]) != (p.get("status"), int(p.get("quantity") or 0))}
 
-    def __init__(self, catalog: Catalog, snapshot: Snapshot, night: int, nights: int, now: dt.datetime) -> None:
-        self.catalog = catalog
-        self.snapshot = snapshot
-        self.night = night % nights
-        self.nights = nights
-        self.now = now
-        self.full = VoucherPlan(catalog)
-        self.page = catalog.client.page_size or DEFAULT_PAGE_SIZE
-        self.counts: dict[str, int] = {}
-        self.estimated_requests = 0
-        self.queries, self.watched = self._plan()
 
-    def _plan(self) -> tuple[list[Query], np.ndarray]:
-        """Tonight's queries, and the live vouchers (rows of the snapshot) they must return unless the
-        vouchers changed."""
-        live = self.snapshot.live
-        exam, purchase = live.columns.exam, live.columns.purchase
-        self.open = open_ = live.columns.expires >= epoch_us(self.now)
-        changed = self.changed_purchases()
-        cap = self.catalog.record_cap
-        everything = Query.of("vouchers", isUsed=False, isActive=True)
-        counts = np.bincount(exam[exam >= 0], minlength=len(live.exams))
-        by_exam: Counter[str] = Counter({live.exams[i]: int(n) for i, n in enumerate(counts.tolist()) if n})
-        purchases_by_exam: dict[str | None, set[str]] = defaultdict(set)
-        width = len(live.purchases) + 1
-        pairs = np.unique((exam[open_].astype(np.int64) + 1) * width + purchase[open_])
-        for e, p in zip((pairs // width - 1).tolist(), (pairs % width).tolist()):
-            purchases_by_exam[live.exams[e] if e >= 0 else None].add(live.purchases[p])
-        per_purchase = set(purchases_by_exam.pop(None, set())) - changed
-        slices, rolling_live = [], []
-        for exam_code in sorted(set(by_exam) | set(purchases_by_exam)):
-            extra = purchases_by_exam.get(exam_code, set()) - per_purchase - changed
-            if self._whole(exam_code) or by_exam[exam_code] > cap:
-                # Its slice would overflow the cap: only purchases holding open vouchers.
-                per_purchase |= extra
-            elif len(extra) < _pages(by_exam[exam_code], self.page):
-                per_purchase |= extra
-                rolling_live.append(everything.narrowed(storeExamCode=exam_code))
-            else:
-                slices.append(everything.narrowed(storeExamCode=exam_code))
-        planned_cost = sum(_pages(by_exam[q.params["storeExamCode"]], self.page) for q in slices) + len(per_purchase)
-        if len(live) <= cap and _pages(len(live), self.page) <= planned_cost:
-            # The whole live slice in one query is cheaper: it reaches unlinked vouchers too.
-            slices, per_purchase, rolling_live = [everything], set(), []
-            planned_cost = _pages(len(live), self.page)
-        rolling = self.rolling(rolling_live, changed)
-        # A purchase re-checked whole tonight needs no separate read of its open vouchers.
-        whole_tonight = {q.params["purchaseCode"] for q in rolling if "purchaseCode" in q.params}
-        queries = [Query.of("vouchers", purchaseCode=pc) for pc in sorted(changed)]
-        queries += slices
-        queries += [everything.narrowed(purchaseCode=pc) for pc in sorted(per_purchase - whole_tonight)]
-        queries += rolling
-        # Rolling queries are settled slices: assume a page each, the exact size is unknown.
-        self.estimated_requests = planned_cost + len(changed) + len(rolling)
-        if slices == [everything]:
-            watched = open_
+@dataclass(frozen=True)
+class OpenCover:
+    """The queries that re-read every open voucher tonight (changed purchases aside)."""
+
+    queries: tuple[Query, ...]
+    exams_sliced: frozenset[str]  # exams whose open slice is read tonight (all: the whole open slice)
+    exams_by_purchase: frozenset[str]  # exams whose open vouchers go through their purchases tonight
+    requests: int  # estimated
+
+
+def cover_open_vouchers(live: LiveVouchers, is_open: np.ndarray, changed: set[str], by_purchase: frozenset[str],
+                        facts: VoucherFacts, page: int, cap: int) -> OpenCover:
+    """Per exam, the cheaper of its open slice and its purchases' open vouchers; unlinked ones by purchase.
+
+    An exam slice returns every live voucher of the exam (expired ones too), so its size
+    is the exam's live count. Exams of programs read by purchase, and exams whose slice
+    is over the cap, go by purchase.
+    """
+    columns = live.columns
+    slice_size = Counter({live.exams[e]: int(n) for e, n in enumerate(
+        np.bincount(columns.exam[columns.exam >= 0], minlength=len(live.exams)).tolist()) if n})
+    open_by_exam: dict[str | None, Counter[str]] = defaultdict(Counter)
+    for exam, purchase in zip(columns.exam[is_open].tolist(), columns.purchase[is_open].tolist()):
+        code = live.purchases[purchase]
+        if code not in changed:
+            open_by_exam[live.exams[exam] if exam >= 0 else None][code] += 1
+    via_purchase: Counter[str] = Counter(open_by_exam.pop(None, Counter()))
+    sliced, by_purchase_exams = set(), set()
+    for exam, held in sorted(open_by_exam.items()):
+        programs = facts.programs_by_exam.get(exam, frozenset())
+        purchase_cost = sum(pages(n, page) for c, n in held.items() if c not in via_purchase)
+        if (programs and programs <= by_purchase) or slice_size[exam] > cap \
+                or purchase_cost < pages(slice_size[exam], page):
+            via_purchase.update(held)
+            by_purchase_exams.add(exam)
         else:
-            by_purchase = per_purchase | changed | whole_tonight
-            sliced = {q.params["storeExamCode"] for q in slices}
-            watched = open_ & (
-                np.isin(purchase, [i for i, pc in enumerate(live.purchases) if pc in by_purchase])
-                | np.isin(exam, [i for i, e in enumerate(live.exams) if e in sliced])
-            )
-        self.counts.update(changed_purchases=len(changed), exam_slices=len(slices), purchases_open=len(per_purchase),
-                           rolling_queries=len(rolling), open_vouchers=int(open_.sum()), night=self.night)
-        return queries, np.flatnonzero(watched)
+            sliced.add(exam)
+    requests = sum(pages(slice_size[e], page) for e in sliced) + sum(pages(n, page) for n in via_purchase.values())
+    if len(live) <= cap and pages(len(live), page) <= requests:
+        # The whole open slice in one query is cheaper, and it reaches unlinked vouchers too.
+        return OpenCover((OPEN_SLICE,), frozenset(slice_size) | {""}, frozenset(), pages(len(live), page))
+    queries = [OPEN_SLICE.narrowed(storeExamCode=e) for e in sorted(sliced)]
+    queries += [OPEN_SLICE.narrowed(purchaseCode=c) for c in sorted(via_purchase)]
+    return OpenCover(tuple(queries), frozenset(sliced), frozenset(by_purchase_exams), requests)
 
-    def full_read_estimate(self) -> int:
-        """Requests a full read would take: every voucher in pages, plus a request per purchase the full
-        plan reads one by one (programs over the cap, and vouchers not linked to an exam)."""
-        live = self.snapshot.live
-        unlinked = set(self.snapshot.unlinked_settled) | live.purchase_codes(live.columns.exam < 0)
-        return _pages(self.snapshot.vouchers, self.page) + len(self.full.whole_purchases() | unlinked)
 
-    def changed_purchases(self) -> set[str]:
-        """Purchases new since the last run, or whose status or quantity moved."""
-        changed = set()
-        for p in self.catalog.purchases():
-            code = p["voucherPurchaseCode"]
-            if self.snapshot.purchases.get(code) != (p.get("status"), int(p.get("quantity") or 0)):
-                changed.add(code)
-        return changed
+def rolling_queries(facts: VoucherFacts, by_purchase: frozenset[str], cover: OpenCover, purchases_unlinked_settled:
+                    set[str], skip: set[str], night: int, nights: int) -> list[Query]:
+    """Tonight's share of the settled vouchers: every query belongs to one night of ``nights``.
 
-    def _whole(self, exam: str) -> bool:
-        """Whether the full plan reads this exam's programs purchase by purchase (slices over the cap)."""
-        programs = self.full.programs_by_exam.get(exam)
-        return bool(programs) and programs <= self.full.whole_programs
+    Settled vouchers of programs read by exam: their exam slices (used, or deactivated), and
+    the open slice of exams whose open vouchers went by purchase (its expired vouchers are
+    settled too). Purchases, whole: those of programs read by purchase, and those holding
+    settled vouchers that are not linked; ``skip`` (read whole tonight anyway) aside.
+    """
+    exams = sorted(e for e, programs in facts.programs_by_exam.items() if not programs <= by_purchase)
+    settled = [Query.of("vouchers", isUsed=True, isActive=a, storeExamCode=e) for a in (True, False) for e in exams]
+    settled += [Query.of("vouchers", isUsed=False, isActive=False, storeExamCode=e) for e in exams]
+    settled += [OPEN_SLICE.narrowed(storeExamCode=e) for e in sorted(cover.exams_by_purchase)]
+    tonight = [q for q in settled if slot(q.describe(), nights) == night]
+    whole = {c for p in by_purchase for c in facts.purchases_by_program.get(p, ())} | purchases_unlinked_settled
+    tonight += [Query.of("vouchers", purchaseCode=c) for c in sorted(whole - skip) if slot(c, nights) == night]
+    return tonight
 
-    def rolling(self, live_slices: list[Query], already: set[str]) -> list[Query]:
-        """Tonight's share of the settled vouchers: used, deactivated, or expired unused.
 
-        Exam slices where they fit under the cap; purchases, whole, for programs
-        whose slices do not, and for settled vouchers not linked to an exam.
-        """
-        exams = [e for e in self.full.exams if not self._whole(e)]
-        settled = [Query.of("vouchers", isUsed=True, isActive=a, storeExamCode=e) for a in (True, False) for e in exams]
-        settled += [Query.of("vouchers", isUsed=False, isActive=False, storeExamCode=e) for e in exams]
-        tonight = [q for q in settled + live_slices if slot(q.describe(), self.nights) == self.night]
-        purchases = set(self.snapshot.unlinked_settled) | self.full.whole_purchases()
-        live = self.snapshot.live
-        purchases |= live.purchase_codes((live.columns.exam < 0) & ~self.open)
-        tonight += [Query.of("vouchers", purchaseCode=pc) for pc in sorted(purchases - already)
-                    if slot(pc, self.nights) == self.night]
-        return tonight
+@dataclass(frozen=True)
+class NightlyPlan:
+    """Tonight's queries, the live rows they must return unless those vouchers changed, and the estimate."""
 
-    def read(self, workers: int) -> Iterator[list[dict[str, Any]]]:
-        """Yield tonight's vouchers once each, page by page."""
-        client = self.catalog.client
-        seen = SeenIds()
-        yield from read_all(client, self.queries, self.full.split, workers=workers, seen=seen)
-        left = self.watched[~seen.known(self.snapshot.live.columns.id_hashes[self.watched])]
-        self.counts.update(left_open=len(left))
+    queries: tuple[Query, ...]
+    watched: np.ndarray  # rows of the snapshot's live vouchers: the open ones
+    estimated_requests: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def plan_nightly(facts: VoucherFacts, snapshot: Snapshot, by_purchase: frozenset[str], since: dt.datetime,
+                 night: int, nights: int, page: int, cap: int) -> NightlyPlan:
+    """Chain the nightly steps into one plan."""
+    live = snapshot.live
+    is_open = open_rows(live, since)
+    changed = changed_purchases(facts.purchases.values(), snapshot.purchases)
+    cover = cover_open_vouchers(live, is_open, changed, by_purchase, facts, page, cap)
+    unlinked_settled = set(snapshot.unlinked_settled) | live.purchase_codes((live.columns.exam < 0) & ~is_open)
+    rolling = rolling_queries(facts, by_purchase, cover, unlinked_settled, changed, night, nights)
+    whole_tonight = {q.params["purchaseCode"] for q in rolling if "purchaseCode" in q.params} | changed
+    # A purchase read whole tonight needs no separate read of its open vouchers.
+    open_queries = [q for q in cover.queries if q.params.get("purchaseCode") not in whole_tonight]
+    queries = [Query.of("vouchers", purchaseCode=c) for c in sorted(changed)] + open_queries + rolling
+    # Rolling queries are settled slices or purchases: a page each (their sizes are not kept).
+    estimate = cover.requests + sum(pages(facts.quantity(c), page) for c in changed if c in facts.purchases)
+    estimate += len(rolling)
+    counts = {"changed_purchases": len(changed), "exam_slices": len(cover.exams_sliced),
+              "open_queries": len(open_queries), "rolling_queries": len(rolling),
+              "open_vouchers": int(is_open.sum()), "night": night}
+    return NightlyPlan(tuple(queries), np.flatnonzero(is_open), estimate, counts)
+
+
+@dataclass
+class NightlyRead:
+    """Reads tonight's plan, then the open vouchers that did not come back; ``counts`` once done."""
+
+    catalog: Catalog
+    snapshot: Snapshot
+    plan: NightlyPlan
+    split: VoucherSplit
+    page: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def pages(self, workers: int) -> Iterator[list[dict[str, Any]]]:
+        client, seen = self.catalog.client, SeenIds()
+        yield from read_all(client, self.plan.queries, self.split, workers=workers, seen=seen)
+        watched = self.plan.watched
+        left = watched[~seen.known(self.snapshot.live.columns.id_hashes[watched])]
         if len(left):
             log.info("vouchers: %d open vouchers were used or deactivated since the last run; re-reading them",
                      len(left))
-            yield from read_all(client, self.leaver_queries(left), self.full.split, workers=workers, seen=seen)
-        self.counts.update(vouchers_read=len(seen))
+            yield from read_all(client, leaver_queries(self.snapshot.live, left, self.catalog.purchases(), self.page),
+                                self.split, workers=workers, seen=seen)
+        self.counts = {**self.plan.counts, "left_open": len(left), "vouchers_read": len(seen)}
 
-    def leaver_queries(self, left: np.ndarray) -> list[Query]:
-        """One query per voucher (rows of the snapshot), or per purchase where that is cheaper."""
-        live = self.snapshot.live
-        by_purchase: dict[str, list[str]] = defaultdict(list)
-        for row in left.tolist():
-            by_purchase[live.purchases[live.columns.purchase[row]]].append(live.columns.codes[row].decode())
-        sizes = {p["voucherPurchaseCode"]: int(p.get("quantity") or 0) for p in self.catalog.purchases()}
-        queries: list[Query] = []
-        for purchase, codes in sorted(by_purchase.items()):
-            if len(codes) > _pages(sizes.get(purchase, 0), self.page):
-                queries.append(Query.of("vouchers", purchaseCode=purchase))
-            else:
-                queries += [Query.of("vouchers", voucherCode=c) for c in sorted(codes)]
-        return queries
+
+def leaver_queries(live: LiveVouchers, left: np.ndarray, purchases: Iterable[dict[str, Any]], page: int
+                   ) -> list[Query]:
+    """One query per voucher (rows of the snapshot), or per purchase where that is fewer requests."""
+    codes_by_purchase: dict[str, list[str]] = defaultdict(list)
+    for row in left.tolist():
+        codes_by_purchase[live.purchases[live.columns.purchase[row]]].append(live.columns.codes[row].decode())
+    sizes = {p["voucherPurchaseCode"]: int(p.get("quantity") or 0) for p in purchases}
+    queries: list[Query] = []
+    for purchase, codes in sorted(codes_by_purchase.items()):
+        if len(codes) > pages(sizes.get(purchase, 0), page):
+            queries.append(Query.of("vouchers", purchaseCode=purchase))
+        else:
+            queries += [Query.of("vouchers", voucherCode=c) for c in sorted(codes)]
+    return queries

@@ -1,295 +1,332 @@
-"""Which queries cover an endpoint, and how to narrow one the API refuses as too large.
+"""The full read of vouchers: queries that cover every voucher, with as few requests as the API allows.
 
-Purchases and vouchers cannot be listed without a filter, and no filter may match
-more than the API's cap. Partners and programs are listable, vouchers belong to
-purchases, and the voucher booleans are closed sets, so every plan here is built
-from values the API itself listed: a partition is never guessed.
+Words as defined in ``planning.py`` (open, settled, linked, read by purchase).
+
+Every voucher is in exactly one of ``isUsed=true|false``; a slice over the cap
+splits by ``isActive`` (still covering), then by ``storeExamCode`` over the exams
+the programs list. Exam slices miss unlinked vouchers, which only their purchase
+reaches, so each program is either **read by exam** (its exam slices, then a
+completion pass for its purchases that came back short) or **read by purchase**
+(each of its purchases once, whole), whichever is estimated cheaper:
+
+    by purchase = sum of pages(quantity) over its purchases
+    by exam     = its exam slices in each over-cap slice (its counters spread evenly over its exams)
+                  + pages(quantity) of each purchase likely to hold unlinked vouchers
+
+How likely a purchase holds unlinked vouchers is known exactly from the warehouse
+on later runs; on a first run it is learnt from a small sample of purchases read
+whole (their vouchers are part of the read), by stratum: programs of one exam or
+several, purchases with vouchers left or all used. If the estimate is not below
+reading every purchase whole, every purchase is read whole.
+
+The plan is a chain of steps that return values: ``voucher_facts`` →
+``over_cap_slices`` → ``link_rates`` → ``choose_programs_read_by_purchase`` →
+``FullRead`` (queries, split rule, completion pass).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import threading
+import math
 import zlib
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-import orjson
-
-from .client import CertiverseClient, Query
-from .reader import SeenIds, no_split, read_all
+from .catalog import Catalog, expected_vouchers
+from .client import Query
+from .reader import ReadSummary, SeenIds, read_all
 
 log = logging.getLogger(__name__)
 
-# Statuses the reference says carry no vouchers; anything else (including values
-# never seen before) is assumed to possibly have some.
-CHECKOUT_STATUSES = frozenset({"CheckoutCancelled", "CheckoutExpired", "CheckoutFailed", "CheckoutInProgress"})
+SAMPLE_FIRST = 6  # purchases per stratum read whole to learn how often they hold unlinked vouchers
+SAMPLE_MAX = 16  # ... and up to this many when the first ones disagree
+Stratum = tuple[bool, bool]  # (program sells several exams, purchase has vouchers left)
 
 
-class Catalog:
-    """Partners, programs and purchases of one run, each read once and shared.
+def pages(n: float, page: int) -> int:
+    """Requests to read ``n`` records (a query with none still costs one)."""
+    return max(1, math.ceil(n / page))
 
-    The purchase and voucher plans need the full lists of partners, programs and
-    purchases; reading them once serves both the plans and the resources.
+
+@dataclass(frozen=True)
+class VoucherFacts:
+    """What the catalog says about where vouchers are, before any voucher is read."""
+
+    exams_by_program: dict[str, tuple[str, ...]]
+    programs_by_exam: dict[str, frozenset[str]]
+    purchases_by_program: dict[str, tuple[str, ...]]  # purchases that may hold vouchers
+    purchases: dict[str, dict[str, Any]]  # the plan fields of each purchase, by code
+    used: Counter[str]  # per program: its purchases' quantityUsed
+    unused: Counter[str]  # per program: its purchases' quantityRemaining
+
+    def stratum(self, code: str) -> Stratum:
+        purchase = self.purchases[code]
+        several = len(self.exams_by_program.get(purchase.get("programName", ""), ())) > 1
+        return several, bool(purchase.get("quantityRemaining"))
+
+    def quantity(self, code: str) -> int:
+        return int(self.purchases[code].get("quantity") or 0)
+
+
+def voucher_facts(programs: Sequence[dict[str, Any]], purchases: Sequence[dict[str, Any]]) -> VoucherFacts:
+    """Exams per program and purchases per program (with their counters) from the catalog."""
+    exams_by_program = {p.get("name", ""): tuple(e["code"] for e in p.get("storeExams") or [] if e.get("code"))
+                        for p in programs}
+    programs_by_exam: dict[str, set[str]] = defaultdict(set)
+    for name, codes in exams_by_program.items():
+        for code in codes:
+            programs_by_exam[code].add(name)
+    by_program: dict[str, list[str]] = defaultdict(list)
+    used: Counter[str] = Counter()
+    unused: Counter[str] = Counter()
+    for p in purchases:
+        if expected_vouchers(p) == 0:
+            continue
+        program = p.get("programName", "")
+        by_program[program].append(p["voucherPurchaseCode"])
+        used[program] += int(p.get("quantityUsed") or 0)
+        unused[program] += int(p.get("quantityRemaining") or 0)
+    return VoucherFacts(exams_by_program, {e: frozenset(ps) for e, ps in programs_by_exam.items()},
+                        {k: tuple(v) for k, v in by_program.items()},
+                        {p["voucherPurchaseCode"]: p for p in purchases}, used, unused)
+
+
+def over_cap_slices(facts: VoucherFacts, cap: int) -> frozenset[bool]:
+    """The ``isUsed`` values whose active slice is expected over the cap (from the counters: few vouchers
+    are deactivated, so the active slice is taken to hold them all)."""
+    totals = {True: sum(facts.used.values()), False: sum(facts.unused.values())}
+    return frozenset(flag for flag, n in totals.items() if n > cap)
+
+
+@dataclass(frozen=True)
+class LinkRates:
+    """How likely a purchase holds unlinked vouchers: known per purchase, or a rate per stratum."""
+
+    known: frozenset[str] | None = None  # purchases that hold some (from the warehouse)
+    by_stratum: dict[Stratum, float] = field(default_factory=dict)
+
+    def likelihood(self, facts: VoucherFacts, code: str) -> float:
+        if self.known is not None:
+            return 1.0 if code in self.known else 0.0
+        return self.by_stratum.get(facts.stratum(code), 1.0)
+
+
+def sample_order(codes: Iterable[str]) -> list[str]:
+    """A fixed pseudo-random order (the same every run, unrelated to purchase age or size)."""
+    return sorted(codes, key=lambda c: (zlib.crc32(c.encode()), c))
+
+
+def holds_unlinked(vouchers: Iterable[dict[str, Any]], over: frozenset[bool]) -> set[str]:
+    """Purchases with a voucher that no exam slice of an over-cap slice reaches."""
+    return {v.get("voucherPurchaseCode") for v in vouchers
+            if not v.get("storeExamCode") and v.get("isActive") and bool(v.get("isUsed")) in over}
+
+
+def choose_programs_read_by_purchase(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int,
+                                     cap: int, already_whole: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The programs cheaper to read purchase by purchase than by exam slices and a completion pass.
+
+    Also every program whose slices would exceed the cap even spread evenly over its exams, and
+    purchases of programs the program list does not know (no exam slice is sure to reach them).
+    """
+    chosen = set()
+    for program, codes in facts.purchases_by_program.items():
+        exams = facts.exams_by_program.get(program)
+        if not exams or not over:
+            if exams is None:
+                chosen.add(program)
+            continue
+        counts = [facts.used[program] if flag else facts.unused[program] for flag in over]
+        if max(counts) > cap * len(exams):
+            chosen.add(program)
+            continue
+        rest = [c for c in codes if c not in already_whole]
+        by_purchase = sum(pages(facts.quantity(c), page) for c in rest)
+        by_exam = sum(len(exams) * pages(n / len(exams), page) for n in counts)
+        by_exam += sum(rates.likelihood(facts, c) * pages(facts.quantity(c), page) for c in rest)
+        if by_purchase <= by_exam:
+            chosen.add(program)
+    return frozenset(chosen)
+
+
+def estimated_requests(facts: VoucherFacts, by_purchase: frozenset[str], rates: LinkRates,
+                       over: frozenset[bool], page: int) -> tuple[int, int]:
+    """(this plan, every purchase whole): requests estimated for the vouchers."""
+    every_purchase = sum(pages(facts.quantity(c), page) for codes in facts.purchases_by_program.values()
+                         for c in codes)
+    plan = sum(pages(sum((facts.used if flag else facts.unused).values()), page) for flag in (True, False)
+               if flag not in over) + len(over)  # under-cap slices whole; the inactive side of over-cap ones
+    for program, codes in facts.purchases_by_program.items():
+        if program in by_purchase:
+            plan += sum(pages(facts.quantity(c), page) for c in codes)
+            continue
+        exams = facts.exams_by_program.get(program) or ()
+        for flag in over:
+            n = facts.used[program] if flag else facts.unused[program]
+            plan += len(exams) * pages(n / max(len(exams), 1), page)
+        if over:
+            plan += round(sum(rates.likelihood(facts, c) * pages(facts.quantity(c), page) for c in codes))
+    return plan, every_purchase
+
+
+@dataclass(frozen=True)
+class VoucherSplit:
+    """How to narrow a voucher query the API refused (422); the children together cover the parent.
+
+    isUsed, then isActive (closed sets), then the exam slices worth reading (those of
+    programs read by exam), then, for an exam slice itself over the cap, its programs'
+    purchases (not already read whole) within the same slice. A purchase over the cap
+    splits by its booleans; below that nothing is left.
     """
 
-    def __init__(self, client: CertiverseClient, *, workers: int = 4, record_cap: int = 10_000) -> None:
-        self.client = client
-        self.workers = workers
-        self.record_cap = record_cap
-        self._lock = threading.RLock()
-        self._cache: dict[str, list[dict[str, Any]]] = {}
-        self._purchases: list[dict[str, Any]] | None = None
-        self._purchase_pages: list[bytes] = []
-        self._pages_taken = False
-
-    def partners(self) -> list[dict[str, Any]]:
-        return self._cached("partners", lambda: self._read([Query("partners")], split_partners))
-
-    def programs(self) -> list[dict[str, Any]]:
-        return self._cached("programs", lambda: self._read([Query("programs")], no_split))
-
-    def purchases(self) -> list[dict[str, Any]]:
-        """Every purchase, with only the fields the plans use (``PLAN_FIELDS``)."""
-        with self._lock:
-            if self._purchases is None:
-                self._read_purchases()
-            return self._purchases
-
-    def purchase_pages(self) -> Iterator[list[dict[str, Any]]]:
-        """Every purchase as the API sent it, page by page, for the purchases resource.
-
-        Pages are kept compressed until then: the plans need only a few fields of each
-        purchase, and on a large tenant the full records as dicts held ~1 KB each.
-        """
-        with self._lock:
-            if self._purchases is None or self._pages_taken:
-                self._read_purchases()
-            pages, self._purchase_pages, self._pages_taken = self._purchase_pages, [], True
-        for blob in pages:
-            yield orjson.loads(zlib.decompress(blob))
-
-    def _cached(self, name: str, load: Any) -> list[dict[str, Any]]:
-        with self._lock:
-            if name not in self._cache:
-                self._cache[name] = load()
-            return self._cache[name]
-
-    def _read(self, roots: Iterable[Query], split: Any, seen: SeenIds | None = None) -> list[dict[str, Any]]:
-        return [r for page in read_all(self.client, roots, split, workers=self.workers, seen=seen) for r in page]
-
-    def _read_purchases(self) -> None:
-        programs = [p["name"] for p in self.programs()]
-        partners = [p["name"] for p in self.partners()]
-        # Partition on the dimension with fewer values: fewer half-empty last pages.
-        by, names, other, other_names = ("programName", programs, "partnerName", partners)
-        if len(partners) < len(programs):
-            by, names, other, other_names = ("partnerName", partners, "programName", programs)
-        split = PurchaseSplit(by, other, other_names)
-        seen = SeenIds()
-        first, second = split_by_containment(names)
-        slim: list[dict[str, Any]] = []
-        self._purchase_pages = []
-
-        def read(queries: list[Query]) -> None:
-            for page in read_all(self.client, queries, split, workers=self.workers, seen=seen):
-                slim.extend(_slim(p) for p in page)
-                self._purchase_pages.append(zlib.compress(orjson.dumps(page), 1))
-
-        read([Query.of("purchases", **{by: n}) for n in first])
-        # A name filter that matched partially covered every record of the longer names it returned.
-        covered = {str(r.get(by, "")).casefold() for r in slim}
-        rest = [n for n in second if n.casefold() not in covered]
-        log.info("purchases: %d %s queries, %d more for names not covered by partial matches",
-                 len(first), by, len(rest))
-        read([Query.of("purchases", **{by: n}) for n in rest])
-        self._purchases, self._pages_taken = slim, False
-
-
-PLAN_FIELDS = ("voucherPurchaseCode", "programName", "partnerName", "status", "quantity", "quantityUsed",
-               "quantityRemaining")
-
-
-def _slim(purchase: dict[str, Any]) -> dict[str, Any]:
-    """A purchase's plan fields; names and statuses interned (thousands of purchases share them)."""
-    return {k: sys.intern(v) if isinstance(v, str) and k != "voucherPurchaseCode" else v
-            for k in PLAN_FIELDS if (v := purchase.get(k)) is not None}
-
-
-def split_by_containment(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Names that contain no other name, and names that contain one (maybe covered by a partial match)."""
-    unique = sorted(set(names), key=len)
-    folded = [n.casefold() for n in unique]
-    first, second = [], []
-    for i, name in enumerate(unique):
-        inside = any(folded[j] in folded[i] for j in range(i) if folded[j] != folded[i])
-        (second if inside else first).append(name)
-    return first, second
-
-
-def split_partners(query: Query) -> list[Query] | None:
-    """Partners over the cap: by their three documented states, which cover every partner."""
-    if "status" in query.params:
-        return None
-    return [query.narrowed(status=s) for s in ("Active", "Archived", "Inactive")]
-
-
-class PurchaseSplit:
-    """Purchases of one program (or partner) over the cap: add the other name filter.
-
-    Program × partner covers every purchase. Below that only ``status`` is left,
-    and the status list is open (values the API refuses as a filter exist), so a
-    split there could lose records: the reader fails loudly instead.
-    """
-
-    def __init__(self, first: str, second: str, second_values: Sequence[str]) -> None:
-        self.first, self.second, self.values = first, second, list(second_values)
+    exams: tuple[str, ...]
+    purchases_by_exam: dict[str, tuple[str, ...]]
 
     def __call__(self, query: Query) -> list[Query] | None:
-        if self.second in query.params or not self.values:
-            return None
-        return [query.narrowed(**{self.second: v}) for v in self.values]
-
-
-def split_purchase_query(query: Query) -> list[Query] | None:
-    """One purchase's vouchers over the cap: its closed boolean slices are all that is left."""
-    for flag in ("isUsed", "isActive"):
-        if flag not in query.params:
-            return [query.narrowed(**{flag: True}), query.narrowed(**{flag: False})]
-    return None
-
-
-def read_purchases_whole(client: CertiverseClient, codes: Iterable[str], workers: int
-                         ) -> Iterator[list[dict[str, Any]]]:
-    """Every voucher of these purchases, page by page (the counter check's re-read)."""
-    queries = (Query.of("vouchers", purchaseCode=code) for code in codes)
-    yield from read_all(client, queries, split_purchase_query, workers=workers)
-
-
-def expected_vouchers(purchase: dict[str, Any]) -> int | None:
-    """How many vouchers a purchase should have, or None when its status does not say."""
-    status = purchase.get("status")
-    if status == "Complete":
-        return int(purchase.get("quantity") or 0)
-    if status in CHECKOUT_STATUSES and not purchase.get("quantityUsed") and not purchase.get("quantityRemaining"):
-        return 0
-    return None
-
-
-class VoucherPlan:
-    """Reads every voucher with as few requests as the API allows.
-
-    Starts from ``isUsed`` (two queries that cover everything); a slice over the cap
-    splits by ``isActive`` (still covering), then by ``storeExamCode`` over every
-    exam the programs list. A program whose exam slices would still exceed the cap
-    (judged from its purchases' counters, or learnt from a 422) is read purchase by
-    purchase instead, each purchase once and whole. Exam slices miss vouchers not
-    linked to an exam: a completion pass compares, per purchase, the vouchers seen
-    with the purchase's own count and lists the purchases that are short.
-    """
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.incomplete = False
-        cap = catalog.record_cap
-        purchases = catalog.purchases()
-        exams_by_program: dict[str, list[str]] = {}
-        for program in catalog.programs():
-            codes = [e["code"] for e in program.get("storeExams") or [] if e.get("code")]
-            exams_by_program[program.get("name", "")] = codes
-        self.exams = sorted({c for codes in exams_by_program.values() for c in codes})
-        self.programs_by_exam: dict[str, set[str]] = defaultdict(set)
-        for name, codes in exams_by_program.items():
-            for code in codes:
-                self.programs_by_exam[code].add(name)
-        self.purchases_by_program: dict[str, list[str]] = defaultdict(list)
-        used: Counter[str] = Counter()
-        unused: Counter[str] = Counter()
-        for p in purchases:
-            if expected_vouchers(p) == 0:
-                continue
-            program = p.get("programName", "")
-            self.purchases_by_program[program].append(p["voucherPurchaseCode"])
-            used[program] += int(p.get("quantityUsed") or 0)
-            unused[program] += int(p.get("quantityRemaining") or 0)
-        # Programs read purchase by purchase: those whose exam slices would overflow the
-        # cap even if their vouchers spread evenly over their exams, and purchases of
-        # programs the program list does not know (no exam slice is sure to reach them).
-        self.whole_programs = {
-            name for name in self.purchases_by_program
-            if name not in exams_by_program
-            or max(used[name], unused[name]) > cap * max(len(exams_by_program[name]), 1)
-        }
-        self.whole_started: set[str] = set()
-        self.estimates = {"true": sum(used.values()), "false": sum(unused.values())}
-
-    def roots(self) -> list[Query]:
-        """The two ``isUsed`` slices, pre-split where the purchases' counters say they are over the cap."""
-        roots: list[Query] = []
-        for flag, estimate in self.estimates.items():
-            q = Query.of("vouchers", isUsed=flag)
-            roots.extend(self.split(q) if estimate > self.catalog.record_cap else [q])
-        return roots
-
-    def split(self, query: Query) -> list[Query] | None:
-        """Narrower queries that together cover ``query`` (called when it is over the cap)."""
         params = query.params
-        if "purchaseCode" in params:
-            return split_purchase_query(query)
-        if "isActive" not in params:
-            return [query.narrowed(isActive=True), query.narrowed(isActive=False)]
-        if "storeExamCode" not in params:
-            self.incomplete = True
-            slices = [query.narrowed(storeExamCode=e) for e in self.exams
-                      if not self.programs_by_exam[e] <= self.whole_programs]
-            return slices + self._whole(self.whole_programs)
-        # An exam slice over the cap: its programs go purchase by purchase.
-        programs = self.programs_by_exam.get(params["storeExamCode"], set())
-        if not programs:
+        if "purchaseCode" in params or "voucherCode" in params:
+            for flag in ("isUsed", "isActive"):
+                if flag not in params:
+                    return [query.narrowed(**{flag: True}), query.narrowed(**{flag: False})]
             return None
-        self.whole_programs |= programs
-        return self._whole(programs)
+        for flag in ("isUsed", "isActive"):
+            if flag not in params:
+                return [query.narrowed(**{flag: True}), query.narrowed(**{flag: False})]
+        if "storeExamCode" not in params:
+            return [query.narrowed(storeExamCode=e) for e in self.exams]
+        return [query.narrowed(purchaseCode=c) for c in self.purchases_by_exam.get(params["storeExamCode"], ())]
 
-    def whole_purchases(self) -> set[str]:
-        """Purchases of the programs read purchase by purchase."""
-        return {code for program in self.whole_programs for code in self.purchases_by_program.get(program, [])}
 
-    def _whole(self, programs: Iterable[str]) -> list[Query]:
-        """Each purchase of these programs once, whole (all its vouchers, in every slice)."""
-        queries = []
-        for program in sorted(programs):
-            for code in self.purchases_by_program.get(program, []):
-                if code not in self.whole_started:
-                    self.whole_started.add(code)
-                    queries.append(Query.of("vouchers", purchaseCode=code))
-        return queries
+def voucher_split(facts: VoucherFacts, by_purchase: frozenset[str], read_whole: frozenset[str]) -> VoucherSplit:
+    """The split rule for a plan that reads ``by_purchase`` programs (and ``read_whole`` purchases) whole."""
+    exams = sorted(e for e, programs in facts.programs_by_exam.items() if not programs <= by_purchase)
+    purchases_by_exam = {
+        e: tuple(c for p in sorted(facts.programs_by_exam[e]) for c in facts.purchases_by_program.get(p, ())
+                 if c not in read_whole)
+        for e in exams
+    }
+    return VoucherSplit(tuple(exams), purchases_by_exam)
 
-    def completion(self, seen_per_purchase: Counter[str]) -> list[str]:
-        """Purchases whose vouchers the exam slices may have missed (their codes)."""
-        if not self.incomplete:
-            return []
-        codes = []
-        for p in self.catalog.purchases():
-            expected = expected_vouchers(p)
-            if p["voucherPurchaseCode"] in self.whole_started:
-                continue
-            if expected is None or seen_per_purchase[p["voucherPurchaseCode"]] < expected:
-                codes.append(p["voucherPurchaseCode"])
-        return codes
 
-    def read(self, workers: int) -> Iterator[list[dict[str, Any]]]:
-        """Yield every voucher once, page by page."""
-        client = self.catalog.client
-        seen = SeenIds()
-        per_purchase: Counter[str] = Counter()
-        for page in read_all(client, self.roots(), self.split, workers=workers, seen=seen):
-            per_purchase.update(v.get("voucherPurchaseCode") for v in page)
-            yield page
-        extra = self.completion(per_purchase)
-        log.info("vouchers: %d programs read purchase by purchase (%d purchases); %d purchases to complete",
-                 len(self.whole_programs), len(self.whole_started), len(extra))
-        if extra:
-            log.info("vouchers: %d purchases hold vouchers no exam slice reached; listing them", len(extra))
-            queries = (Query.of("vouchers", purchaseCode=code) for code in extra)  # made as the reader needs them
-            yield from read_all(client, queries, self.split, workers=workers, seen=seen)
+def full_read_queries(facts: VoucherFacts, by_purchase: frozenset[str], over: frozenset[bool],
+                      split: VoucherSplit, read_whole: frozenset[str]) -> list[Query]:
+    """The two isUsed slices (those expected over the cap already split to exam slices), then every
+    purchase of the programs read by purchase, whole, but for those already read."""
+    queries: list[Query] = []
+    for flag in (True, False):
+        q = Query.of("vouchers", isUsed=flag)
+        if flag in over:
+            active, inactive = split(q) or []
+            queries += (split(active) or []) + [inactive]
+        else:
+            queries.append(q)
+    if set(facts.purchases_by_program) <= by_purchase:
+        queries = []  # every purchase is read whole: no slice adds anything
+    codes = (c for p in sorted(by_purchase) for c in facts.purchases_by_program.get(p, ()) if c not in read_whole)
+    return queries + [Query.of("vouchers", purchaseCode=c) for c in codes]
+
+
+def purchases_to_complete(facts: VoucherFacts, seen: Counter[str], read_whole: Iterable[str],
+                          exam_slices_read: bool) -> list[str]:
+    """The completion pass: purchases whose vouchers seen fall short of what their counters say.
+
+    A short purchase lost vouchers to exam slices (unlinked ones) or to activity during
+    the read (page-number paging: a voucher that left a slice shifted another past us).
+    Purchases whose count is unknown (no Complete status) are listed only after exam
+    slices, which may have missed their unlinked vouchers.
+    """
+    whole = set(read_whole)
+    short = []
+    for code, purchase in facts.purchases.items():
+        if code in whole:
+            continue
+        expected = expected_vouchers(purchase)
+        if (expected is None and exam_slices_read) or (expected is not None and seen[code] < expected):
+            short.append(code)
+    return short
+
+
+@dataclass
+class FullRead:
+    """Reads every voucher once, page by page; ``counts`` says what it did once it is done."""
+
+    catalog: Catalog
+    page: int  # records per page (as learnt from the API, or a guess): for estimates only
+    known_unlinked: frozenset[str] | None = None  # purchases holding unlinked vouchers, per the warehouse
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def pages(self, workers: int) -> Iterator[list[dict[str, Any]]]:
+        cap = self.catalog.record_cap
+        facts = voucher_facts(self.catalog.programs(), self.catalog.purchases())
+        over = over_cap_slices(facts, cap)
+        seen, per_purchase = SeenIds(), Counter[str]()
+        if self.known_unlinked is not None or not over:
+            rates, sampled = LinkRates(known=self.known_unlinked), frozenset[str]()
+        else:
+            rates, sampled = yield from self._sample(facts, over, workers, seen, per_purchase)
+        by_purchase = choose_programs_read_by_purchase(facts, rates, over, self.page, cap, sampled)
+        plan, every_purchase = estimated_requests(facts, by_purchase, rates, over, self.page)
+        if plan >= every_purchase:
+            log.info("vouchers: slices (~%d requests) cost no less than every purchase whole (~%d)", plan,
+                     every_purchase)
+            by_purchase = frozenset(facts.purchases_by_program)
+        split = voucher_split(facts, by_purchase, sampled)
+        queries = full_read_queries(facts, by_purchase, over, split, sampled)
+        read_whole = sampled | {q.params["purchaseCode"] for q in queries if "purchaseCode" in q.params}
+        summary = yield from _counted(read_all(self.catalog.client, queries, split, workers=workers, seen=seen),
+                                      per_purchase)
+        short = purchases_to_complete(facts, per_purchase, read_whole, summary.read_exam_slices)
+        log.info("vouchers: %d programs read by purchase, %d purchases read whole, %d to complete",
+                 len(by_purchase), len(read_whole), len(short))
+        completion = (Query.of("vouchers", purchaseCode=c) for c in short)
+        yield from _counted(read_all(self.catalog.client, completion, split, workers=workers, seen=seen),
+                            per_purchase)
+        self.counts = {"programs_read_by_purchase": len(by_purchase), "purchases_sampled": len(sampled),
+                       "purchases_read_whole": len(read_whole), "purchases_completed": len(short),
+                       "vouchers_read": len(seen)}
+
+    def _sample(self, facts: VoucherFacts, over: frozenset[bool], workers: int, seen: SeenIds,
+                per_purchase: Counter[str]) -> Iterator[list[dict[str, Any]]]:
+        """Read a few purchases of each stratum whole; returns (LinkRates, the purchases read)."""
+        strata: dict[Stratum, list[str]] = defaultdict(list)
+        for codes in facts.purchases_by_program.values():
+            for code in codes:
+                strata[facts.stratum(code)].append(code)
+        order = {s: sample_order(codes) for s, codes in strata.items()}
+        hits: Counter[Stratum] = Counter()
+        taken: Counter[Stratum] = Counter()
+        for first, last in ((0, SAMPLE_FIRST), (SAMPLE_FIRST, SAMPLE_MAX)):
+            batch = [c for s, codes in order.items() if first == 0 or 0 < hits[s] < taken[s]
+                     for c in codes[first:last]]
+            unlinked: set[str] = set()
+            client = self.catalog.client
+            for page in read_all(client, [Query.of("vouchers", purchaseCode=c) for c in batch], workers=workers,
+                                 seen=seen):
+                per_purchase.update(v.get("voucherPurchaseCode") for v in page)
+                unlinked |= holds_unlinked(page, over)
+                yield page
+            for code in batch:
+                taken[facts.stratum(code)] += 1
+                hits[facts.stratum(code)] += code in unlinked
+        rates = {s: (hits[s] + 0.5) / (taken[s] + 1) for s in taken}
+        log.info("vouchers: purchases holding unlinked vouchers, by stratum (several exams, vouchers left): %s",
+                 {s: f"{hits[s]}/{taken[s]}" for s in taken})
+        return LinkRates(by_stratum=rates), frozenset(c for s, codes in order.items() for c in codes[:taken[s]])
+
+
+def _counted(pages_: Iterator[list[dict[str, Any]]], per_purchase: Counter[str]) -> Iterator[list[dict[str, Any]]]:
+    """Pass pages on, counting vouchers per purchase; returns the reader's summary."""
+    while True:
+        try:
+            page = next(pages_)
+        except StopIteration as done:
+            return done.value
+        per_purchase.update(v.get("voucherPurchaseCode") for v in page)
+        yield page
+
+
+def read_purchases_whole(client: Any, codes: Iterable[str], workers: int) -> Iterator[list[dict[str, Any]]]:
+    """Every voucher of these purchases, page by page (the counter check's re-read after a load)."""
+    queries = (Query.of("vouchers", purchaseCode=code) for code in codes)
+    yield from read_all(client, queries, VoucherSplit((), {}), workers=workers)

@@ -14,7 +14,8 @@ import queue
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
@@ -89,6 +90,21 @@ class SeenIds:
         self._sorted, self._recent = merged, set()
 
 
+@dataclass(frozen=True)
+class ReadSummary:
+    """What ``read_all`` did: queries answered in full, queries refused and split, and the filter
+    sets (sorted names) of the queries answered."""
+
+    answered: int
+    refused: int
+    filter_sets: frozenset[tuple[str, ...]]
+
+    @property
+    def read_exam_slices(self) -> bool:
+        """Whether a ``storeExamCode`` query was read: those miss vouchers not linked to an exam."""
+        return any("storeExamCode" in names for names in self.filter_sets)
+
+
 def no_split(query: Query) -> None:
     """For endpoints with nothing to split on."""
     return None
@@ -102,8 +118,8 @@ def read_all(
     workers: int = 4,
     key: str = "id",
     seen: SeenIds | None = None,
-) -> Iterator[list[dict[str, Any]]]:
-    """Yield every record reachable through ``roots`` once, page by page.
+) -> Generator[list[dict[str, Any]], None, ReadSummary]:
+    """Yield every record reachable through ``roots`` once, page by page; return a ``ReadSummary``.
 
     ``seen`` may be shared between calls to de-duplicate across them. Pages come in
     the order they arrive from ``workers`` threads; a bounded queue keeps memory flat.
@@ -129,7 +145,8 @@ def read_all(
     limit = max(2, workers * 2)
     pending_roots = iter(roots)
     narrower: deque[Query] = deque()  # splits of refused queries go before the remaining roots
-    inflight = 0
+    inflight = answered = refused = 0
+    filter_sets: set[tuple[str, ...]] = set()
 
     def submit_more() -> None:
         nonlocal inflight
@@ -152,7 +169,11 @@ def read_all(
             inflight -= 1
             if kind == "error":
                 raise payload
+            if kind == "done":
+                answered += 1
+                filter_sets.add(tuple(sorted(q.params)))
             if kind == "split":
+                refused += 1
                 children = split(q)
                 if children is None:
                     raise CapExceededError(
@@ -163,6 +184,7 @@ def read_all(
                          q.describe(), payload.page, len(children))
                 narrower.extend(children)
             submit_more()
+        return ReadSummary(answered, refused, frozenset(filter_sets))
     finally:
         stop.set()
         _drain(results)

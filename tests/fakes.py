@@ -1,0 +1,102 @@
+"""Small fakes for the planners' unit tests: records built from a few constants, and an in-memory API.
+
+``FakeApi`` answers ``pages(query)`` the way ``CertiverseClient`` does, from lists of
+records: filters match exactly (names partially, as the API's may), pages of
+``page_size``, a 422 (``TooManyRecordsError``) when a query matches more than
+``cap`` records, on the first page or on the first page past the cap. It records
+every request, so a test can count them. No HTTP, no simulator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+from typing import Any, Iterator
+
+from sources.certiverse.catalog import Catalog
+from sources.certiverse.client import Query, TooManyRecordsError
+
+EXPIRES = "2027-06-01T00:00:00Z"
+FIELD_OF = {"purchaseCode": "voucherPurchaseCode", "programName": "programName", "partnerName": "partnerName"}
+
+
+def program(name: str, *exams: str) -> dict[str, Any]:
+    return {"id": f"id-{name}", "name": name, "storeExams": [{"code": e, "id": e, "name": e} for e in exams]}
+
+
+def purchase(code: str, program_name: str, quantity: int, used: int = 0, status: str = "Complete",
+             partner: str = "Acme") -> dict[str, Any]:
+    return {"id": f"id-{code}", "voucherPurchaseCode": code, "programName": program_name, "partnerName": partner,
+            "status": status, "quantity": quantity, "quantityUsed": used, "quantityRemaining": quantity - used}
+
+
+def vouchers_of(p: dict[str, Any], exams: list[str | None], used: int | None = None) -> list[dict[str, Any]]:
+    """The purchase's vouchers, the i-th linked to ``exams[i % len(exams)]`` (None: unlinked); the first
+    ``used`` (default: the purchase's quantityUsed) are used."""
+    used = p["quantityUsed"] if used is None else used
+    out = []
+    for i in range(p["quantity"]):
+        v = {"id": f"{p['voucherPurchaseCode']}-{i}", "voucherCode": f"C-{p['voucherPurchaseCode']}-{i}",
+             "voucherPurchaseCode": p["voucherPurchaseCode"], "isUsed": i < used, "isActive": True,
+             "expirationDateUtc": EXPIRES}
+        exam = exams[i % len(exams)]
+        if exam:
+            v["storeExamCode"] = exam
+        out.append(v)
+    return out
+
+
+class FakeApi:
+    """An in-memory stand-in for ``CertiverseClient.pages`` (see the module docstring)."""
+
+    def __init__(self, records: dict[str, list[dict[str, Any]]], *, page_size: int = 2, cap: int = 1_000,
+                 cap_mode: str = "first", date: dt.datetime | None = None,
+                 fail: dict[Query, Exception] | None = None) -> None:
+        self.records = {"partners": [{"id": "p-acme", "name": "Acme"}], "programs": [], "purchases": [], "vouchers": [],
+                        **records}
+        self.page_size, self.cap, self.cap_mode, self.date = page_size, cap, cap_mode, date
+        self.fail = fail or {}
+        self.requests: list[tuple[Query, int]] = []
+        self._lock = threading.Lock()
+
+    def api_time(self) -> dt.datetime | None:
+        return self.date
+
+    def requests_for(self, endpoint: str) -> int:
+        return sum(1 for q, _ in self.requests if q.endpoint == endpoint)
+
+    def queries(self, endpoint: str = "vouchers") -> set[Query]:
+        return {q for q, _ in self.requests if q.endpoint == endpoint}
+
+    def pages(self, query: Query) -> Iterator[list[dict[str, Any]]]:
+        matches = [r for r in self.records[query.endpoint] if _matches(r, query)]
+        for page in range(1, max(1, math.ceil(len(matches) / self.page_size)) + 1):
+            with self._lock:
+                self.requests.append((query, page))
+            if query in self.fail:
+                raise self.fail[query]
+            start = (page - 1) * self.page_size
+            if len(matches) > self.cap and (self.cap_mode == "first" or start >= self.cap):
+                raise TooManyRecordsError(query, page)
+            yield matches[start:start + self.page_size]
+
+
+def _matches(record: dict[str, Any], query: Query) -> bool:
+    for name, value in query.filters:
+        field = FIELD_OF.get(name, name)
+        have = record.get(field)
+        if name in ("programName", "partnerName"):
+            if value.casefold() not in str(have).casefold():
+                return False
+        elif isinstance(have, bool) or name in ("isUsed", "isActive"):
+            if bool(have) != (value == "true"):
+                return False
+        elif have != value:
+            return False
+    return True
+
+
+def catalog(api: FakeApi, *, cap: int = 1_000, workers: int = 2) -> Catalog:
+    """A catalog over the fake API (the planners only call ``pages`` and ``api_time`` on its client)."""
+    return Catalog(api, workers=workers, record_cap=cap)  # type: ignore[arg-type]
