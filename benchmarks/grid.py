@@ -42,22 +42,29 @@ def run_shape(shape: WorldShape, size: str, workdir: Path, seed: int = 42, night
     with serve(app) as url:
         before, since = truth(tenant), tenant.now()
         full = run_load(pipeline, base_url=url, api_token=app.token, source_options=options)
+        full_counts = dict(_voucher_state(pipeline).get("last_full", {}))
         tenant.advance_day()
         after = truth(tenant)
         nightly = run_load(pipeline, base_url=url, api_token=app.token, source_options=options)
     yardsticks = full_yardsticks(before, shape.page_size, shape.cap)
-    mode = pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"]
+    state = _voucher_state(pipeline)
     return {
         "shape": shape.name,
         "vouchers": len(before["vouchers"]),
         "purchases": len(before["purchases"]),
         "unlinked_share": round(sum(not v.get("storeExamCode") for v in before["vouchers"]) / len(before["vouchers"]), 3),
-        "full": {"ours": full.stats.total(), "naive": yardsticks.naive, "yardstick": yardsticks.good},
+        "full": {"ours": full.stats.total(), "naive": yardsticks.naive, "yardstick": yardsticks.good,
+                 "plan": full_counts, "by_endpoint": full.stats.as_dict()},
         "nightly": {"ours": nightly.stats.total(), "naive": naive_full(after, shape.page_size),
                     "yardstick": good_nightly(before, after, since, shape.page_size, shape.cap, nights),
-                    "mode": mode},
+                    "mode": state["mode"], "plan": state.get("last_nightly") or state.get("last_full"),
+                    "by_endpoint": nightly.stats.as_dict()},
         "activity_during_reads": dict(app.activity),
     }
+
+
+def _voucher_state(pipeline: Any) -> dict[str, Any]:
+    return pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]
 
 
 def table(rows: list[dict[str, Any]]) -> str:

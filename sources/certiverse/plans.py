@@ -39,8 +39,8 @@ from .reader import ReadSummary, SeenIds, read_all
 
 log = logging.getLogger(__name__)
 
-SAMPLE_FIRST = 6  # purchases per stratum read whole to learn how often they hold unlinked vouchers
-SAMPLE_MAX = 16  # ... and up to this many when the first ones disagree
+SAMPLE_FIRST = 4  # purchases per stratum read whole to learn how often they hold unlinked vouchers
+SAMPLE_MAX = 12  # ... and up to this many when the first ones disagree
 Stratum = tuple[bool, bool]  # (program sells several exams, purchase has vouchers left)
 
 
@@ -227,14 +227,15 @@ def full_read_queries(facts: VoucherFacts, by_purchase: frozenset[str], over: fr
     return queries + [Query.of("vouchers", purchaseCode=c) for c in codes]
 
 
-def purchases_to_complete(facts: VoucherFacts, seen: Counter[str], read_whole: Iterable[str],
-                          exam_slices_read: bool) -> list[str]:
-    """The completion pass: purchases whose vouchers seen fall short of what their counters say.
+def purchases_to_complete(facts: VoucherFacts, seen: Counter[str], read_whole: Iterable[str]) -> list[str]:
+    """The completion pass: purchases whose vouchers seen fall short of what they should hold.
 
     A short purchase lost vouchers to exam slices (unlinked ones) or to activity during
-    the read (page-number paging: a voucher that left a slice shifted another past us).
-    Purchases whose count is unknown (no Complete status) are listed only after exam
-    slices, which may have missed their unlinked vouchers.
+    the read (page-number paging: a voucher that left a slice shifted another past us),
+    so the pass always runs; it costs a request only per short purchase. A Complete
+    purchase holds ``quantity`` vouchers; one in another status (its count is not
+    documented) at least ``quantity`` or its counters' sum, whichever is more: one that
+    holds fewer is read whole, which is safe.
     """
     whole = set(read_whole)
     short = []
@@ -242,7 +243,10 @@ def purchases_to_complete(facts: VoucherFacts, seen: Counter[str], read_whole: I
         if code in whole:
             continue
         expected = expected_vouchers(purchase)
-        if (expected is None and exam_slices_read) or (expected is not None and seen[code] < expected):
+        if expected is None:
+            counters = int(purchase.get("quantityUsed") or 0) + int(purchase.get("quantityRemaining") or 0)
+            expected = max(int(purchase.get("quantity") or 0), counters)
+        if seen[code] < expected:
             short.append(code)
     return short
 
@@ -276,9 +280,10 @@ class FullRead:
         read_whole = sampled | {q.params["purchaseCode"] for q in queries if "purchaseCode" in q.params}
         summary = yield from _counted(read_all(self.catalog.client, queries, split, workers=workers, seen=seen),
                                       per_purchase)
-        short = purchases_to_complete(facts, per_purchase, read_whole, summary.read_exam_slices)
-        log.info("vouchers: %d programs read by purchase, %d purchases read whole, %d to complete",
-                 len(by_purchase), len(read_whole), len(short))
+        short = purchases_to_complete(facts, per_purchase, read_whole)
+        log.info("vouchers: %d programs read by purchase, %d purchases read whole, %d queries (exam slices: %s), "
+                 "%d purchases to complete", len(by_purchase), len(read_whole), summary.answered,
+                 summary.read_exam_slices, len(short))
         completion = (Query.of("vouchers", purchaseCode=c) for c in short)
         yield from _counted(read_all(self.catalog.client, completion, split, workers=workers, seen=seen),
                             per_purchase)
