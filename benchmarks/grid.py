@@ -22,7 +22,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipelines.load import make_pipeline, run_load
 from simulator import SimulatorApp, Tenant, serve
@@ -33,8 +33,13 @@ RESULTS = Path(__file__).with_name("results")
 NIGHTS = 7
 
 
-def run_shape(shape: WorldShape, size: str, workdir: Path, seed: int = 42, nights: int = NIGHTS) -> dict[str, Any]:
-    """A full read, a day, and a nightly read of one shape: our requests beside the yardsticks'."""
+def run_shape(shape: WorldShape, size: str, workdir: Path, seed: int = 42, nights: int = NIGHTS,
+              after_full: Callable[[Any, Tenant], None] | None = None,
+              after_nightly: Callable[[Any, Tenant], None] | None = None) -> dict[str, Any]:
+    """A full read, a day, and a nightly read of one shape: our requests beside the yardsticks'.
+
+    ``after_full`` and ``after_nightly`` (tests) see the pipeline and the tenant after each load.
+    """
     tenant = Tenant.generate(size, seed=seed, shape=shape)
     app = SimulatorApp(tenant)
     pipeline = make_pipeline("duckdb", str(workdir / f"{shape.name}.duckdb"), pipelines_dir=str(workdir / shape.name))
@@ -43,9 +48,13 @@ def run_shape(shape: WorldShape, size: str, workdir: Path, seed: int = 42, night
         before, since = truth(tenant), tenant.now()
         full = run_load(pipeline, base_url=url, api_token=app.token, source_options=options)
         full_counts = dict(_voucher_state(pipeline).get("last_full", {}))
+        if after_full:
+            after_full(pipeline, tenant)
         tenant.advance_day()
         after = truth(tenant)
         nightly = run_load(pipeline, base_url=url, api_token=app.token, source_options=options)
+        if after_nightly:
+            after_nightly(pipeline, tenant)
     yardsticks = full_yardsticks(before, shape.page_size, shape.cap)
     state = _voucher_state(pipeline)
     return {
