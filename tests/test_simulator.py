@@ -5,6 +5,7 @@ Expected values come from the tenant's own records, never from copied numbers.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from simulator import SIZES, SimulatorApp, Tenant, ValidationError, serve
+from simulator import SIZES, SimulatorApp, Tenant, ValidationError, WorldShape, serve
 from simulator.model import DOCUMENTED_PURCHASE_STATUSES
 
 BASE = "http://sim.test:8443"
@@ -562,3 +563,111 @@ def test_serve_answers_over_real_http_on_loopback(tenant: Tenant) -> None:
 def test_serve_refuses_non_loopback_hosts(tenant: Tenant) -> None:
     with pytest.raises(ValueError), serve(SimulatorApp(tenant), host="0.0.0.0"):
         pass
+
+
+# -- world shapes ----------------------------------------------------------------
+
+def _exam_counts(tenant: Tenant) -> dict[str, int]:
+    return {p.name: len(p.exams) for p in tenant.programs}
+
+
+def _unlinked_share(records: list[dict[str, Any]], vouchers_of: set[str] | None = None) -> float:
+    chosen = [v for v in records if vouchers_of is None or v["voucherPurchaseCode"] in vouchers_of]
+    return sum("storeExamCode" not in v for v in chosen) / len(chosen)
+
+
+def test_the_default_shape_is_the_tenant_as_it_always_was() -> None:
+    a, b = Tenant.generate("small", seed=3), Tenant.generate("small", seed=3, shape=WorldShape())
+    for resource in ("partners", "programs", "purchases", "vouchers"):
+        assert a.records(resource) == b.records(resource)
+    assert a.advance_day() == b.advance_day()
+
+
+def test_exam_links_follow_the_shape() -> None:
+    base = WorldShape(exam_counts=(3,), exam_weights=(1,))
+    at_issuance = Tenant.generate("small", seed=3, shape=base.with_(link_when="issuance"))
+    when_reserved = Tenant.generate("small", seed=3, shape=base.with_(exam_at_issuance=0.0))
+    never = Tenant.generate("small", seed=3, shape=base.with_(exam_at_issuance=0.0, link_when="never"))
+    assert _unlinked_share(at_issuance.records("vouchers")) == 0
+    never_records = never.records("vouchers")
+    assert _unlinked_share(never_records) == 1
+    reserved_records = when_reserved.records("vouchers")
+    assert all("storeExamCode" in v for v in reserved_records if v["isUsed"] or "reservationCode" in v)
+    assert any("storeExamCode" not in v for v in reserved_records)
+    used_only = Tenant.generate("small", seed=3, shape=base.with_(exam_at_issuance=0.0, link_when="used"))
+    used_records = used_only.records("vouchers")
+    assert all("storeExamCode" in v for v in used_records if v["isUsed"])
+    assert any("storeExamCode" not in v for v in used_records if "reservationCode" in v and not v["isUsed"])
+
+
+def test_single_exam_programs_can_leave_vouchers_unlinked() -> None:
+    shape = WorldShape(exam_counts=(1,), exam_weights=(1,), single_exam_linked=False, link_when="never")
+    tenant = Tenant.generate("small", seed=3, shape=shape)
+    assert set(_exam_counts(tenant).values()) == {1}
+    assert _unlinked_share(tenant.records("vouchers")) == 1
+
+
+def test_exams_per_program_and_purchase_sizes_follow_the_shape() -> None:
+    shape = WorldShape(exam_counts=(5, 6), exam_weights=(1, 1), purchase_scale=4.0)
+    wide, base = Tenant.generate("small", seed=3, shape=shape), Tenant.generate("small", seed=3)
+    assert set(_exam_counts(wide).values()) <= {5, 6}
+    quantities = [p.quantity for p in wide.purchases]
+    assert max(quantities) <= 1000 and sum(quantities) > 2 * sum(p.quantity for p in base.purchases)
+
+
+def test_a_young_disengaged_tenant_has_more_open_vouchers() -> None:
+    def open_share(tenant: Tenant) -> float:
+        now = tenant.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        vouchers = tenant.records("vouchers")
+        return sum(not v["isUsed"] and v["isActive"] and v["expirationDateUtc"] >= now for v in vouchers) / len(vouchers)
+
+    young = Tenant.generate("small", seed=3, shape=WorldShape(history_days=300, engagement=0.3))
+    assert open_share(young) > 2 * open_share(Tenant.generate("small", seed=3))
+
+
+def test_every_answer_carries_the_simulated_clock_as_its_date_header(tenant: Tenant) -> None:
+    import email.utils
+
+    shape = WorldShape(start_day=dt.date(2025, 3, 9))
+    months_away = Tenant.generate("small", seed=3, shape=shape)
+    for t in (tenant, months_away):
+        status, headers, _ = SimulatorApp(t, token=TOKEN).handle("GET", BASE + "/api/vouchers/partners", AUTH)
+        assert status == 200 and email.utils.parsedate_to_datetime(headers["Date"]) == t.now()
+    assert months_away.today == shape.start_day
+    with make_client(SimulatorApp(months_away, token=TOKEN)) as client, serve(SimulatorApp(months_away)) as url:
+        assert client.get("/api/vouchers/nothing").headers["Date"] == email.utils.format_datetime(
+            months_away.now(), usegmt=True)
+        over_http = httpx.get(url + "/api/vouchers/partners", headers={"Authorization": "Bearer sim-token"})
+        assert over_http.headers.get_list("Date") == [email.utils.format_datetime(months_away.now(), usegmt=True)]
+
+
+@pytest.mark.parametrize("order", ["newest_first", "shuffled"])
+def test_records_come_back_in_the_shapes_order_each_once(tenant: Tenant, records: dict, order: str) -> None:
+    app = SimulatorApp(tenant, token=TOKEN, page_size=25, order=order)
+    with make_client(app) as client:
+        served, _ = fetch_all(client, "/api/vouchers", {"isUsed": "false"})
+    expected = [v["id"] for v in records["vouchers"] if not v["isUsed"]]
+    got = [v["id"] for v in served]
+    assert sorted(got) == sorted(expected) and got != expected
+    if order == "newest_first":
+        assert got == expected[::-1]
+
+
+def test_the_page_size_and_cap_come_from_the_shape() -> None:
+    tenant = Tenant.generate("small", seed=3, shape=WorldShape(page_size=7, cap=50))
+    app = SimulatorApp(tenant, token=TOKEN)
+    with make_client(app) as client:
+        assert len(client.get("/api/vouchers/partners").json()["data"]) == min(7, len(tenant.partners))
+        assert client.get("/api/vouchers", params={"isUsed": "true"}).status_code == 422
+
+
+def test_activity_between_pages_shifts_a_page_number_read_so_records_slip_past() -> None:
+    tenant = Tenant.generate("small", seed=3, shape=WorldShape(activity_every_pages=1))
+    before = {v["id"] for v in tenant.records("vouchers") if not v["isUsed"] and v["isActive"]}
+    app = SimulatorApp(tenant, token=TOKEN, page_size=25)
+    with make_client(app) as client:
+        served, _ = fetch_all(client, "/api/vouchers", {"isUsed": "false", "isActive": "true"})
+    still = {v["id"] for v in tenant.records("vouchers") if not v["isUsed"] and v["isActive"]}
+    assert app.activity["vouchers_used"] > 0 and app.activity["vouchers_deactivated"] > 0
+    assert still < before
+    assert still - {v["id"] for v in served}, "no record slipped past: the activity did not shift the pages"
