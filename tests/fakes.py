@@ -52,10 +52,11 @@ class FakeApi:
 
     def __init__(self, records: dict[str, list[dict[str, Any]]], *, page_size: int = 2, cap: int = 1_000,
                  cap_mode: str = "first", date: dt.datetime | None = None,
-                 fail: dict[Query, Exception] | None = None) -> None:
+                 fail: dict[Query, Exception] | None = None, page_size_known: bool = True) -> None:
         self.records = {"partners": [{"id": "p-acme", "name": "Acme"}], "programs": [], "purchases": [], "vouchers": [],
                         **records}
-        self.page_size, self.cap, self.cap_mode, self.date = page_size, cap, cap_mode, date
+        self.serve_page, self.cap, self.cap_mode, self.date = page_size, cap, cap_mode, date
+        self.page_size = page_size if page_size_known else None  # what a client would have learnt by now
         self.fail = fail or {}
         self.requests: list[tuple[Query, int]] = []
         self._lock = threading.Lock()
@@ -71,15 +72,15 @@ class FakeApi:
 
     def pages(self, query: Query) -> Iterator[list[dict[str, Any]]]:
         matches = [r for r in self.records[query.endpoint] if _matches(r, query)]
-        for page in range(1, max(1, math.ceil(len(matches) / self.page_size)) + 1):
+        for page in range(1, max(1, math.ceil(len(matches) / self.serve_page)) + 1):
             with self._lock:
                 self.requests.append((query, page))
             if query in self.fail:
                 raise self.fail[query]
-            start = (page - 1) * self.page_size
+            start = (page - 1) * self.serve_page
             if len(matches) > self.cap and (self.cap_mode == "first" or start >= self.cap):
                 raise TooManyRecordsError(query, page)
-            yield matches[start:start + self.page_size]
+            yield matches[start:start + self.serve_page]
 
 
 def _matches(record: dict[str, Any], query: Query) -> bool:

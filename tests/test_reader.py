@@ -1,0 +1,99 @@
+"""Unit tests of the reader: SeenIds, and read_all's splitting, de-duplication and errors, over a fake API."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from sources.certiverse.client import Query
+from sources.certiverse.reader import CapExceededError, SeenIds, read_all
+from tests.fakes import FakeApi
+
+RECORDS = [{"id": f"r{i}", "kind": "odd" if i % 2 else "even"} for i in range(12)]
+ROOT = Query.of("vouchers", isUsed=False)
+
+
+def by_kind(query: Query) -> list[Query] | None:
+    """Split a refused query into its two kinds; nothing below that."""
+    return None if "kind" in query.params else [query.narrowed(kind="odd"), query.narrowed(kind="even")]
+
+
+def read_ids(api: FakeApi, roots=(ROOT,), split=by_kind, **kwargs) -> Counter:
+    return Counter(r["id"] for page in read_all(api, list(roots), split, workers=3, **kwargs) for r in page)
+
+
+def test_seen_ids_keeps_the_first_of_each_key_within_and_across_lists():
+    seen = SeenIds()
+    first = seen.fresh([{"id": "a"}, {"id": "b"}, {"id": "a"}], "id")
+    second = seen.fresh([{"id": "b"}, {"id": "c"}], "id")
+    assert [r["id"] for r in first] == ["a", "b"] and [r["id"] for r in second] == ["c"]
+    assert len(seen) == 3 and "c" in seen and "d" not in seen
+
+
+def test_seen_ids_answers_the_same_after_merging_its_recent_keys(monkeypatch):
+    monkeypatch.setattr(SeenIds, "_MERGE_AT", 4)
+    seen = SeenIds()
+    keys = [f"k{i}" for i in range(10)]
+    for i in range(0, len(keys), 3):
+        seen.fresh([{"id": k} for k in keys[i:i + 3]], "id")
+    assert len(seen._recent) < 4  # merged into the sorted array on the way
+    assert all(k in seen for k in keys) and "k10" not in seen
+    assert seen.fresh([{"id": k} for k in keys], "id") == []
+    hashes = np.array([hash(k) for k in ("k0", "k9", "nope")], dtype=np.int64)
+    assert seen.known(hashes).tolist() == [True, True, False]
+    assert SeenIds().known(hashes).tolist() == [False, False, False]
+
+
+def test_every_record_is_read_once_when_nothing_is_refused():
+    api = FakeApi({"vouchers": RECORDS}, page_size=5)
+    assert read_ids(api) == Counter(r["id"] for r in RECORDS)
+
+
+def test_a_422_on_a_later_page_splits_and_earlier_pages_are_not_yielded_twice():
+    page, cap = 5, 8
+    api = FakeApi({"vouchers": RECORDS}, page_size=page, cap=cap, cap_mode="late")
+    ids = read_ids(api)
+    assert ids == Counter(r["id"] for r in RECORDS)
+    assert (ROOT, 1) in api.requests and (ROOT, cap // page + 1) in api.requests  # read until refused
+    assert api.queries() == {ROOT, ROOT.narrowed(kind="odd"), ROOT.narrowed(kind="even")}
+
+
+def test_the_summary_counts_queries_answered_and_refused():
+    api = FakeApi({"vouchers": RECORDS}, page_size=5, cap=8)
+    pages = read_all(api, [ROOT], by_kind, workers=2)
+    while True:
+        try:
+            next(pages)
+        except StopIteration as done:
+            summary = done.value
+            break
+    assert (summary.answered, summary.refused) == (2, 1)
+    assert summary.filter_sets == {("isUsed", "kind")} and not summary.read_exam_slices
+
+
+def test_a_query_that_cannot_be_narrowed_stops_the_read_naming_it():
+    api = FakeApi({"vouchers": RECORDS}, page_size=5, cap=3)
+    with pytest.raises(CapExceededError, match=r"isUsed=false&kind=(odd|even) matches more records"):
+        read_ids(api)
+
+
+def test_an_error_in_one_worker_reaches_the_caller_and_the_other_workers_stop():
+    many = [Query.of("vouchers", purchaseCode=f"P{i}") for i in range(40)]
+    boom = RuntimeError("worker failed")
+    api = FakeApi({"vouchers": RECORDS}, page_size=1, fail={many[3]: boom})
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="worker failed"):
+        read_ids(api, roots=many)
+    assert len(api.queries()) < len(many)  # queries are handed out a few at a time: the rest never ran
+    assert threading.active_count() <= before  # the pool was shut down
+
+
+def test_seen_shared_between_reads_deduplicates_across_them():
+    api = FakeApi({"vouchers": RECORDS}, page_size=5)
+    seen = SeenIds()
+    first = read_ids(api, seen=seen)
+    again = read_ids(api, roots=[Query.of("vouchers", kind="odd")], seen=seen)
+    assert sum(first.values()) == len(RECORDS) and again == Counter()
