@@ -163,3 +163,23 @@ def test_the_page_size_for_estimates_is_the_apis_once_known():
     assert plan_voucher_read(catalog(api), None, {}, NIGHTS, as_of=SINCE).reader.page == PAGE
     unknown = FakeApi({"programs": PROGRAMS, "purchases": WIDE + NARROW}, page_size=PAGE, page_size_known=False)
     assert plan_voucher_read(catalog(unknown), None, {}, NIGHTS, as_of=SINCE).reader.page == DEFAULT_PAGE_SIZE
+
+
+def test_the_nightly_read_fetches_open_vouchers_that_left_their_slice():
+    from sources.certiverse.nightly import NightlyRead
+    from sources.certiverse.plans import voucher_split
+    from tests.fakes import vouchers_of
+
+    vouchers = [dict(v, storeExamCode="WIDE-1") for p in WIDE for v in vouchers_of(p, ["WIDE-1"])]
+    vouchers[0]["isUsed"] = True  # used since the last run: it left the open slice
+    rows = [(v["id"], v["voucherPurchaseCode"], "WIDE-1", LATER) for v in vouchers]
+    snap = snapshot(rows, purchases=WIDE)
+    api = FakeApi({"programs": PROGRAMS, "purchases": WIDE,
+                   "vouchers": [dict(v, voucherCode=f"C-{v['id']}") for v in vouchers]}, page_size=PAGE)
+    f = facts(WIDE)
+    plan = plan_nightly(f, snap, frozenset(), SINCE, 0, NIGHTS, PAGE, cap=len(rows) - 1)
+    read = NightlyRead(catalog(api, cap=len(rows) - 1), snap, plan, voucher_split(f, frozenset(), frozenset()), PAGE)
+    ids = [v["id"] for page in read.pages(workers=2) for v in page]
+    assert sorted(ids) == sorted(v["id"] for v in vouchers)
+    assert Query.of("vouchers", voucherCode=f"C-{vouchers[0]['id']}") in api.queries()
+    assert read.counts["left_open"] == 1
