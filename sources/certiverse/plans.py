@@ -20,8 +20,9 @@ several, purchases with vouchers left or all used. If the estimate is not below
 reading every purchase whole, every purchase is read whole.
 
 The plan is a chain of steps that return values: ``voucher_facts`` →
-``over_cap_slices`` → ``link_rates`` → ``choose_programs_read_by_purchase`` →
-``FullRead`` (queries, split rule, completion pass).
+``over_cap_slices`` → ``LinkRates`` (from the warehouse, or ``FullRead._sample``) →
+``choose_programs_read_by_purchase`` → ``full_read_queries`` and ``voucher_split`` →
+the read → ``purchases_to_complete`` → the completion pass (all chained in ``FullRead.pages``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .catalog import Catalog, expected_vouchers
 from .client import Query
-from .reader import ReadSummary, SeenIds, read_all
+from .reader import SeenIds, read_all
 
 log = logging.getLogger(__name__)
 
