@@ -106,17 +106,22 @@ def cover_open_vouchers(live: LiveVouchers, is_open: np.ndarray, changed: set[st
 
 
 def rolling_queries(facts: VoucherFacts, by_purchase: frozenset[str], cover: OpenCover, purchases_unlinked_settled:
-                    set[str], skip: set[str], night: int, nights: int) -> list[Query]:
+                    set[str], skip: set[str], night: int, nights: int, inactive_whole: frozenset[bool] = frozenset()
+                    ) -> list[Query]:
     """Tonight's share of the settled vouchers: every query belongs to one night of ``nights``.
 
     Settled vouchers of programs read by exam: their exam slices (used, or deactivated), and
     the open slice of exams whose open vouchers went by purchase (its expired vouchers are
-    settled too). Purchases, whole: those of programs read by purchase, and those holding
-    settled vouchers that are not linked; ``skip`` (read whole tonight anyway) aside.
+    settled too). The deactivated side of an ``isUsed`` value in ``inactive_whole`` (expected
+    under the cap) is one query instead of one per exam: most of those slices are small or
+    empty. Purchases, whole: those of programs read by purchase, and those holding settled
+    vouchers that are not linked; ``skip`` (read whole tonight anyway) aside.
     """
     exams = sorted(e for e, programs in facts.programs_by_exam.items() if not programs <= by_purchase)
-    settled = [Query.of("vouchers", isUsed=True, isActive=a, storeExamCode=e) for a in (True, False) for e in exams]
-    settled += [Query.of("vouchers", isUsed=False, isActive=False, storeExamCode=e) for e in exams]
+    settled = [Query.of("vouchers", isUsed=True, isActive=True, storeExamCode=e) for e in exams]
+    for used in (True, False):
+        inactive = Query.of("vouchers", isUsed=used, isActive=False)
+        settled += [inactive] if used in inactive_whole else [inactive.narrowed(storeExamCode=e) for e in exams]
     settled += [OPEN_SLICE.narrowed(storeExamCode=e) for e in sorted(cover.exams_by_purchase)]
     tonight = [q for q in settled if slot(q.describe(), nights) == night]
     whole = {c for p in by_purchase for c in facts.purchases_by_program.get(p, ())} | purchases_unlinked_settled
@@ -142,7 +147,11 @@ def plan_nightly(facts: VoucherFacts, snapshot: Snapshot, by_purchase: frozenset
     changed = changed_purchases(facts.purchases.values(), snapshot.purchases)
     cover = cover_open_vouchers(live, is_open, changed, by_purchase, facts, page, cap)
     unlinked_settled = set(snapshot.unlinked_settled) | live.purchase_codes((live.columns.exam < 0) & ~is_open)
-    rolling = rolling_queries(facts, by_purchase, cover, unlinked_settled, changed, night, nights)
+    # Deactivated vouchers: the warehouse's current vouchers less the used and the live ones (few are
+    # used and deactivated); a side expected under the cap is read as one query.
+    unused_inactive = snapshot.vouchers - sum(facts.used.values()) - len(live)
+    inactive_whole = frozenset({True} | ({False} if unused_inactive <= cap else set()))
+    rolling = rolling_queries(facts, by_purchase, cover, unlinked_settled, changed, night, nights, inactive_whole)
     whole_tonight = {q.params["purchaseCode"] for q in rolling if "purchaseCode" in q.params} | changed
     # A purchase read whole tonight needs no separate read of its open vouchers.
     open_queries = [q for q in cover.queries if q.params.get("purchaseCode") not in whole_tonight]
