@@ -143,7 +143,10 @@ def run_load(
         info = timed("run", lambda: locked(lambda: pipeline.run(source, loader_file_format=file_format)))
         phases.update(_steps(pipeline))
         load_ids, extracted = list(info.loads_ids) if info else [], _extracted(pipeline)
-        check, disagreeing, repair_info = timed("counter_check", lambda: _check_counters(pipeline, locked, repair))
+        # A full read has just read every voucher afresh: what disagrees now is the API's own accounting.
+        read_afresh = _voucher_state(pipeline).get("mode") == "full"
+        check, disagreeing, repair_info = timed("counter_check", lambda: _check_counters(
+            pipeline, locked, None if read_afresh else repair))
         if repair_info is not None:
             load_ids += repair_info.loads_ids
             for table, n in _extracted(pipeline).items():
@@ -180,11 +183,12 @@ def _steps(pipeline: dlt.Pipeline) -> dict[str, float]:
 
 
 def _check_counters(
-    pipeline: dlt.Pipeline, locked: Callable[[Callable[[], Any]], Any], repair: Callable[[list[str]], Any]
+    pipeline: dlt.Pipeline, locked: Callable[[Callable[[], Any]], Any], repair: Callable[[list[str]], Any] | None
 ) -> tuple[CounterCheck, dict[str, counters.Disagreement], Any]:
     """Compare every purchase with its vouchers in the warehouse; re-read (``repair``) those that disagree
-    and are not known to disagree by the API's own accounting. Returns the check, the disagreements
-    left after the re-read, and the re-read's load info (None if nothing was re-read)."""
+    and are not known to disagree by the API's own accounting (``repair`` None: every voucher was just
+    read afresh, nothing to re-read). Returns the check, the disagreements left after the re-read, and
+    the re-read's load info (None if nothing was re-read)."""
 
     def disagreements() -> tuple[int, dict[str, counters.Disagreement], list[str]]:
         with pipeline.sql_client() as client:
@@ -193,7 +197,7 @@ def _check_counters(
     checked, found, reread = locked(disagreements)
     check = CounterCheck(checked=checked)
     repair_info = None
-    if reread:
+    if reread and repair is not None:
         log.info("counter check: %d purchases disagree with their vouchers in the warehouse; re-reading them",
                  len(reread))
         repair_info = repair(reread)
@@ -209,6 +213,11 @@ def _after_load(pipeline: dlt.Pipeline, check: CounterCheck, disagreeing: dict[s
     with pipeline.sql_client() as client:
         counters.record(client, check, disagreeing)
         return table_counts(pipeline, client), rows_written(pipeline, client, load_ids)
+
+
+def _voucher_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The vouchers resource's state (mode, rolling night, ...) after the last run."""
+    return pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {}).get("vouchers", {})
 
 
 def _extracted(pipeline: dlt.Pipeline) -> dict[str, int]:
