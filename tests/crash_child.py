@@ -25,15 +25,17 @@ def die(*_args, **_kwargs):
 
 def arm(kill_at: str) -> None:
     if kill_at == "extract":
-        pages = CertiverseClient.pages
+        page = CertiverseClient.page
+        voucher_pages = []
 
-        def pages_then_die(self, query):
-            for n, page in enumerate(pages(self, query)):
-                if query.endpoint == "vouchers" and n >= 2:
+        def page_then_die(self, query, number=1):
+            if query.endpoint == "vouchers":
+                voucher_pages.append(number)
+                if len(voucher_pages) > 2:
                     die()
-                yield page
+            return page(self, query, number)
 
-        CertiverseClient.pages = pages_then_die
+        CertiverseClient.page = page_then_die
     elif kill_at == "normalize":
         dlt.Pipeline.normalize = die
     elif kill_at == "load":

@@ -1,6 +1,6 @@
 """Small fakes for the planners' unit tests: records built from a few constants, and an in-memory API.
 
-``FakeApi`` answers ``pages(query)`` the way ``CertiverseClient`` does, from lists of
+``FakeApi`` answers ``page``, ``follow`` and ``pages`` the way ``CertiverseClient`` does, from lists of
 records: filters match exactly (names partially, as the API's may), pages of
 ``page_size``, a 422 (``TooManyRecordsError``) when a query matches more than
 ``cap`` records, on the first page or on the first page past the cap. It records
@@ -10,7 +10,6 @@ every request, so a test can count them. No HTTP, no simulator.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import threading
 from typing import Any, Iterator
 
@@ -48,7 +47,7 @@ def vouchers_of(p: dict[str, Any], exams: list[str | None], used: int | None = N
 
 
 class FakeApi:
-    """An in-memory stand-in for ``CertiverseClient.pages`` (see the module docstring)."""
+    """An in-memory stand-in for ``CertiverseClient``'s paging (see the module docstring)."""
 
     def __init__(self, records: dict[str, list[dict[str, Any]]], *, page_size: int = 2, cap: int = 1_000,
                  cap_mode: str = "first", date: dt.datetime | None = None,
@@ -70,17 +69,28 @@ class FakeApi:
     def queries(self, endpoint: str = "vouchers") -> set[Query]:
         return {q for q, _ in self.requests if q.endpoint == endpoint}
 
-    def pages(self, query: Query) -> Iterator[list[dict[str, Any]]]:
+    def pages(self, query: Query, start: int = 1) -> Iterator[list[dict[str, Any]]]:
+        data, next_link = self.page(query, start)
+        yield data
+        yield from self.follow(query, next_link)
+
+    def page(self, query: Query, number: int = 1) -> tuple[list[dict[str, Any]], str | None]:
+        """One page by number, and a nextLink (``fake:N``) unless it is the last."""
         matches = [r for r in self.records[query.endpoint] if _matches(r, query)]
-        for page in range(1, max(1, math.ceil(len(matches) / self.serve_page)) + 1):
-            with self._lock:
-                self.requests.append((query, page))
-            if query in self.fail:
-                raise self.fail[query]
-            start = (page - 1) * self.serve_page
-            if len(matches) > self.cap and (self.cap_mode == "first" or start >= self.cap):
-                raise TooManyRecordsError(query, page)
-            yield matches[start:start + self.serve_page]
+        with self._lock:
+            self.requests.append((query, number))
+        if query in self.fail:
+            raise self.fail[query]
+        start = (number - 1) * self.serve_page
+        if len(matches) > self.cap and (self.cap_mode == "first" or start >= self.cap):
+            raise TooManyRecordsError(query, number)
+        more = start + self.serve_page < len(matches)
+        return matches[start:start + self.serve_page], f"fake:{number + 1}" if more else None
+
+    def follow(self, query: Query, next_link: str | None) -> Iterator[list[dict[str, Any]]]:
+        while next_link:
+            data, next_link = self.page(query, int(next_link.removeprefix("fake:")))
+            yield data
 
 
 def _matches(record: dict[str, Any], query: Query) -> bool:
@@ -99,5 +109,5 @@ def _matches(record: dict[str, Any], query: Query) -> bool:
 
 
 def catalog(api: FakeApi, *, cap: int = 1_000, workers: int = 2) -> Catalog:
-    """A catalog over the fake API (the planners only call ``pages`` and ``api_time`` on its client)."""
+    """A catalog over the fake API (the planners call ``page``, ``follow`` and ``api_time`` on its client)."""
     return Catalog(api, workers=workers, record_cap=cap)  # type: ignore[arg-type]

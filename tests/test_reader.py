@@ -97,3 +97,87 @@ def test_seen_shared_between_reads_deduplicates_across_them():
     first = read_ids(api, seen=seen)
     again = read_ids(api, roots=[Query.of("vouchers", kind="odd")], seen=seen)
     assert sum(first.values()) == len(RECORDS) and again == Counter()
+
+
+# -- pages asked for by number, side by side -------------------------------------------------------
+
+PAGE = 2
+PAGES = len(RECORDS) // PAGE  # 6 full pages
+
+
+class BarrierApi(FakeApi):
+    """Holds every numbered page (2 and on) until ``parties`` of them are asked for at once: a reader that
+    asked for them one after another would never get past the first."""
+
+    def __init__(self, *args, parties: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.barrier = threading.Barrier(parties, timeout=5)
+
+    def page(self, query, number=1):
+        if number > 1:
+            self.barrier.wait()
+        return super().page(query, number)
+
+
+def summary_of(pages):
+    while True:
+        try:
+            next(pages)
+        except StopIteration as done:
+            return done.value
+
+
+def test_pages_of_a_query_expected_to_be_long_are_asked_for_side_by_side():
+    api = BarrierApi({"vouchers": RECORDS}, page_size=PAGE, parties=PAGES - 1)
+    ids = Counter(r["id"] for page in read_all(api, [ROOT], workers=PAGES, expected=lambda q: len(RECORDS))
+                  for r in page)
+    assert ids == Counter(r["id"] for r in RECORDS)
+    assert sorted(n for _, n in api.requests) == list(range(1, PAGES + 1))  # not one request more
+
+
+def test_a_guess_too_high_costs_empty_pages_and_loses_nothing():
+    api = FakeApi({"vouchers": RECORDS}, page_size=PAGE)
+    ids = read_ids(api, expected=lambda q: 2 * len(RECORDS))
+    assert ids == Counter(r["id"] for r in RECORDS)
+    assert sorted(n for _, n in api.requests) == list(range(1, 2 * PAGES + 1))
+
+
+def test_a_guess_too_low_follows_next_link_past_it():
+    api = FakeApi({"vouchers": RECORDS}, page_size=PAGE)
+    ids = read_ids(api, expected=lambda q: len(RECORDS) // 2)
+    assert ids == Counter(r["id"] for r in RECORDS)
+    assert sorted(n for _, n in api.requests) == list(range(1, PAGES + 1))
+
+
+def test_a_numbered_page_the_api_refuses_makes_the_query_read_page_after_page():
+    from sources.certiverse.client import BadRequestError
+
+    class RefusesNumbers(FakeApi):
+        def page(self, query, number=1):
+            if number > 1 and not self.following:
+                raise BadRequestError(query, "page is out of range")
+            return super().page(query, number)
+
+        def follow(self, query, next_link):
+            self.following = True
+            yield from super().follow(query, next_link)
+
+    api = RefusesNumbers({"vouchers": RECORDS}, page_size=PAGE)
+    api.following = False
+    pages = read_all(api, [ROOT], workers=3, expected=lambda q: len(RECORDS))
+    ids = Counter()
+    summary = None
+    while summary is None:
+        try:
+            ids.update(r["id"] for r in next(pages))
+        except StopIteration as done:
+            summary = done.value
+    assert ids == Counter(r["id"] for r in RECORDS) and summary.answered == 1
+
+
+def test_a_422_on_a_numbered_page_splits_the_query_once():
+    api = FakeApi({"vouchers": RECORDS}, page_size=PAGE, cap=8, cap_mode="late")
+    summary = summary_of(read_all(api, [ROOT], by_kind, workers=4, expected=lambda q: len(RECORDS)))
+    assert (summary.answered, summary.refused) == (2, 1)
+    assert read_ids(FakeApi({"vouchers": RECORDS}, page_size=PAGE, cap=8, cap_mode="late"),
+                    expected=lambda q: len(RECORDS)) == Counter(r["id"] for r in RECORDS)

@@ -222,29 +222,42 @@ class CertiverseClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def pages(self, query: Query) -> Iterator[list[dict[str, Any]]]:
-        """Yield the records of ``query`` page by page, following ``nextLink``.
+    def pages(self, query: Query, start: int = 1) -> Iterator[list[dict[str, Any]]]:
+        """Yield the records of ``query`` page by page from page ``start``, following ``nextLink``.
 
         Raises :class:`TooManyRecordsError` when the API refuses the query (on its
         first page or a later one); pages already yielded are real records.
         """
-        url = self.base_url + ENDPOINT_PATHS[query.endpoint]
-        params: dict[str, str] | None = query.params
+        data, next_link = self.page(query, start)
+        yield data
+        yield from self.follow(query, next_link)
+
+    def page(self, query: Query, number: int = 1) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``query`` asked for by its number (the reference's ``page`` parameter): its records
+        and the ``nextLink`` the API gave (None on the last page)."""
+        params = query.params if number == 1 else {**query.params, "page": str(number)}
+        return self._records(query, self.base_url + ENDPOINT_PATHS[query.endpoint], params, number)
+
+    def follow(self, query: Query, next_link: str | None) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages ``nextLink`` leads to, one after another, until a page has none."""
         seen_pages: set[tuple] = set()
-        page = 1
-        while True:
-            body = self._get_page(query, url, params, page)
-            data = body.get("data")
-            if not isinstance(data, list):
-                raise CertiverseError(f"{query.describe()} page {page}: body has no 'data' list")
-            self.stats.add_records(query.endpoint, len(data))
+        while next_link:
+            url, params, number = self._follow(query, next_link, seen_pages)
+            data, next_link = self._records(query, url, params, number)
             yield data
-            next_link = body.get("nextLink")
-            if not next_link:
-                return
-            if len(data) > (self.page_size or 0):
-                self.page_size = len(data)
-            url, params, page = self._follow(query, next_link, seen_pages)
+
+    def _records(self, query: Query, url: str, params: dict[str, str], number: int
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+        body = self._get_page(query, url, params, number)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise CertiverseError(f"{query.describe()} page {number}: body has no 'data' list")
+        self.stats.add_records(query.endpoint, len(data))
+        next_link = body.get("nextLink") or None
+        if next_link and len(data) > (self.page_size or 0):
+            # Not documented: learned from the longest page that had a next page.
+            self.page_size = len(data)
+        return data, next_link
 
     def _follow(self, query: Query, next_link: str, seen: set[tuple]) -> tuple[str, dict[str, str], int]:
         """Check a nextLink and return the URL, params and page number it asks for."""

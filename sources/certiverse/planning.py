@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from .catalog import Catalog
-from .nightly import NightlyRead, plan_nightly
+from .nightly import NightlyRead, expected_open_or_counted, plan_nightly
 from .plans import (
     FullRead,
     LinkRates,
@@ -112,7 +112,8 @@ def plan_voucher_read(catalog: Catalog, previous: Snapshot | None, state: Mappin
                  plan.estimated_requests, full_estimate)
         return VoucherRead(FullRead(catalog, page, known_unlinked=known), "full", now, night)
     split = voucher_split(facts, by_purchase, frozenset())
-    return VoucherRead(NightlyRead(catalog, previous, plan, split, page), "nightly", now, night)
+    expected = expected_open_or_counted(facts, previous.live)
+    return VoucherRead(NightlyRead(catalog, previous, plan, split, page, expected), "nightly", now, night)
 
 
 def _read_at(state: Mapping[str, Any]) -> dt.datetime | None:

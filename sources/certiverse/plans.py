@@ -32,7 +32,8 @@ import math
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .catalog import Catalog, expected_vouchers
 from .client import Query
@@ -228,6 +229,35 @@ def full_read_queries(facts: VoucherFacts, by_purchase: frozenset[str], over: fr
     return queries + [Query.of("vouchers", purchaseCode=c) for c in codes]
 
 
+def expected_records(facts: VoucherFacts, query: Query) -> int | None:
+    """Records a voucher query should return by the purchases' counters; None where they do not say.
+
+    Only for reading a long query's pages side by side (``read_all``): a guess too high costs a
+    request per empty page, too low only time. The counters say nothing of deactivated vouchers
+    (an ``isActive=true`` side is guessed at its whole ``isUsed`` side, ``isActive=false`` not at
+    all) nor of how a program's vouchers spread over its exams (only exams of single-exam programs
+    are guessed at).
+    """
+    params = query.params
+    if (query.endpoint != "vouchers" or params.get("isActive") == "false"
+            or set(params) - {"isUsed", "isActive", "purchaseCode", "storeExamCode"}):
+        return None
+    if "purchaseCode" in params:
+        purchase = facts.purchases.get(params["purchaseCode"])
+        if purchase is None or "storeExamCode" in params:
+            return None
+        used, unused = int(purchase.get("quantityUsed") or 0), int(purchase.get("quantityRemaining") or 0)
+    elif "storeExamCode" in params:
+        programs = facts.programs_by_exam.get(params["storeExamCode"], frozenset())
+        if not programs or any(len(facts.exams_by_program.get(p, ())) != 1 for p in programs):
+            return None
+        used, unused = sum(facts.used[p] for p in programs), sum(facts.unused[p] for p in programs)
+    else:
+        used, unused = sum(facts.used.values()), sum(facts.unused.values())
+    flag = params.get("isUsed")
+    return used if flag == "true" else unused if flag == "false" else used + unused
+
+
 def purchases_to_complete(facts: VoucherFacts, seen: Counter[str], read_whole: Iterable[str]) -> list[str]:
     """The completion pass: purchases whose vouchers seen fall short of what they should hold.
 
@@ -279,15 +309,16 @@ class FullRead:
         split = voucher_split(facts, by_purchase, sampled)
         queries = full_read_queries(facts, by_purchase, over, split, sampled)
         read_whole = sampled | {q.params["purchaseCode"] for q in queries if "purchaseCode" in q.params}
-        summary = yield from _counted(read_all(self.catalog.client, queries, split, workers=workers, seen=seen),
-                                      per_purchase)
+        expected = partial(expected_records, facts)
+        summary = yield from _counted(read_all(self.catalog.client, queries, split, workers=workers, seen=seen,
+                                               expected=expected), per_purchase)
         short = purchases_to_complete(facts, per_purchase, read_whole)
         log.info("vouchers: %d programs read by purchase, %d purchases read whole, %d queries (exam slices: %s), "
                  "%d purchases to complete", len(by_purchase), len(read_whole), summary.answered,
                  summary.read_exam_slices, len(short))
         completion = (Query.of("vouchers", purchaseCode=c) for c in short)
-        yield from _counted(read_all(self.catalog.client, completion, split, workers=workers, seen=seen),
-                            per_purchase)
+        yield from _counted(read_all(self.catalog.client, completion, split, workers=workers, seen=seen,
+                                     expected=expected), per_purchase)
         self.counts = {"programs_read_by_purchase": len(by_purchase), "purchases_sampled": len(sampled),
                        "purchases_read_whole": len(read_whole), "purchases_completed": len(short),
                        "vouchers_read": len(seen)}
@@ -332,7 +363,8 @@ def _counted(pages_: Iterator[list[dict[str, Any]]], per_purchase: Counter[str])
         yield page
 
 
-def read_purchases_whole(client: Any, codes: Iterable[str], workers: int) -> Iterator[list[dict[str, Any]]]:
+def read_purchases_whole(client: Any, codes: Iterable[str], workers: int,
+                         expected: Callable[[Query], int | None] | None = None) -> Iterator[list[dict[str, Any]]]:
     """Every voucher of these purchases, page by page (the counter check's re-read after a load)."""
     queries = (Query.of("vouchers", purchaseCode=code) for code in codes)
-    yield from read_all(client, queries, VoucherSplit((), {}), workers=workers)
+    yield from read_all(client, queries, VoucherSplit((), {}), workers=workers, expected=expected)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .client import CertiverseClient, CertiverseError, Query, TooManyRecordsError
+from .client import BadRequestError, CertiverseClient, CertiverseError, Query, TooManyRecordsError
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,20 @@ def no_split(query: Query) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class _Task:
+    """Part of a query's read: its first page (then the reader decides), one page, or a page and all after it."""
+
+    query: Query
+    page: int = 1
+    follow: bool = True  # go on through nextLink after this page
+    fan_out: bool = True  # may ask for the query's later pages by number
+
+
+# Not worth fetching side by side below this many pages: a short query's pages come soon enough.
+FAN_OUT_MIN_PAGES = 3
+
+
 def read_all(
     client: CertiverseClient,
     roots: Iterable[Query],
@@ -118,49 +132,95 @@ def read_all(
     workers: int = 4,
     key: str = "id",
     seen: SeenIds | None = None,
+    expected: Callable[[Query], int | None] | None = None,
 ) -> Generator[list[dict[str, Any]], None, ReadSummary]:
     """Yield every record reachable through ``roots`` once, page by page; return a ``ReadSummary``.
 
     ``seen`` may be shared between calls to de-duplicate across them. Pages come in
     the order they arrive from ``workers`` threads; a bounded queue keeps memory flat.
+
+    ``expected`` tells how many records a query should hold, where the caller knows
+    (from the purchases' counters, or the warehouse). ``nextLink`` only reveals one page
+    at a time, so a long query would be read one page after another; for a query
+    expected to span several pages, once its first page has told the page size, the
+    pages up to the expected last one are asked for by number side by side, and the
+    last of them follows ``nextLink`` on. A guess too high costs a request per empty
+    page; too low, only time: records are never lost either way.
     """
     seen = SeenIds() if seen is None else seen
-    results: queue.Queue[tuple[str, Query, Any]] = queue.Queue(maxsize=max(4, workers * 4))
+    results: queue.Queue[tuple[str, _Task, Any]] = queue.Queue(maxsize=max(4, workers * 4))
     stop = threading.Event()
 
-    def fetch(q: Query) -> None:
+    def fetch(task: _Task) -> None:
         try:
-            for page in client.pages(q):
-                if not _put(results, stop, ("page", q, page)):
-                    return
-            _put(results, stop, ("done", q, None))
+            q = task.query
+            data, next_link = client.page(q, task.page)
+            if not _put(results, stop, ("page", task, data)):
+                return
+            last = _fan_out_until(expected, task, len(data), next_link)
+            if last:
+                _put(results, stop, ("fan_out", task, last))
+                return
+            if task.follow:
+                for data in client.follow(q, next_link):
+                    if not _put(results, stop, ("page", task, data)):
+                        return
+            _put(results, stop, ("done", task, None))
         except TooManyRecordsError as exc:
-            _put(results, stop, ("split", q, exc))
+            _put(results, stop, ("split", task, exc))
+        except BadRequestError as exc:
+            # The reference does not say what a page past the last one answers (the simulator: an
+            # empty page). Should a page asked for by number be refused, the query is read again
+            # from its first page, one page after another.
+            _put(results, stop, ("sequential" if task.page > 1 else "error", task, exc))
         except BaseException as exc:  # handed to the consumer thread, which re-raises it
-            _put(results, stop, ("error", q, exc))
+            _put(results, stop, ("error", task, exc))
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="certiverse")
     # Queries are handed to the pool a few at a time, not all at once: a plan of tens of
     # thousands of purchase queries would otherwise sit in the pool's queue as futures.
     limit = max(2, workers * 2)
     pending_roots = iter(roots)
-    narrower: deque[Query] = deque()  # splits of refused queries go before the remaining roots
-    inflight = answered = refused = 0
+    ready: deque[_Task] = deque()  # pages of queries under way and splits of refused ones go first
+    inflight = answered = 0
+    tasks_left: dict[Query, int] = {}  # tasks of each query not yet done
+    refused: set[Query] = set()
+    sequential: set[Query] = set()  # queries whose numbered pages were refused: read page after page
     filter_sets: set[tuple[str, ...]] = set()
+
+    def add(tasks: Sequence[_Task], first: bool = False) -> None:
+        """Queue tasks (a query's later pages go before other queries)."""
+        for task in tasks:
+            tasks_left[task.query] = tasks_left.get(task.query, 0) + 1
+        if first:
+            ready.extendleft(reversed(tasks))
+        else:
+            ready.extend(tasks)
 
     def submit_more() -> None:
         nonlocal inflight
         while inflight < limit:
-            q = narrower.popleft() if narrower else next(pending_roots, None)
-            if q is None:
-                return
-            pool.submit(fetch, q)
+            if not ready:
+                root = next(pending_roots, None)
+                if root is None:
+                    return
+                add([_Task(root)])
+            pool.submit(fetch, ready.popleft())
             inflight += 1
+
+    def task_done(q: Query) -> bool:
+        """Count one task of ``q`` done; True when that was its last."""
+        tasks_left[q] -= 1
+        if tasks_left[q]:
+            return False
+        del tasks_left[q]
+        return True
 
     try:
         submit_more()
         while inflight:
-            kind, q, payload = results.get()
+            kind, task, payload = results.get()
+            q = task.query
             if kind == "page":
                 fresh = seen.fresh(payload, key)
                 if fresh:
@@ -169,11 +229,17 @@ def read_all(
             inflight -= 1
             if kind == "error":
                 raise payload
-            if kind == "done":
-                answered += 1
-                filter_sets.add(tuple(sorted(q.params)))
-            if kind == "split":
-                refused += 1
+            if kind == "fan_out":
+                add([_Task(q, n, follow=n == payload) for n in range(2, payload + 1)], first=True)
+            elif kind == "sequential" and q not in sequential and q not in refused:
+                log.info("%s: page %d asked for by number was refused (%s); reading the query page after page",
+                         q.describe(), task.page, payload)
+                sequential.add(q)
+                add([_Task(q, fan_out=False)], first=True)
+            last = task_done(q)
+            if kind == "split" and q not in refused:
+                # Another page of the same query may be refused too: the query is split once.
+                refused.add(q)
                 children = split(q)
                 if children is None:
                     raise CapExceededError(
@@ -182,13 +248,26 @@ def read_all(
                     ) from payload
                 log.info("%s is over the API's cap (422 on page %d): split into %d queries",
                          q.describe(), payload.page, len(children))
-                narrower.extend(children)
+                add([_Task(c) for c in children])
+            elif last and q not in refused:
+                answered += 1
+                filter_sets.add(tuple(sorted(q.params)))
             submit_more()
-        return ReadSummary(answered, refused, frozenset(filter_sets))
+        return ReadSummary(answered, len(refused), frozenset(filter_sets))
     finally:
         stop.set()
         _drain(results)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _fan_out_until(expected: Callable[[Query], int | None] | None, task: _Task, got: int,
+                   next_link: str | None) -> int:
+    """The last page to ask for by number after this first page, or 0 to follow ``nextLink`` instead."""
+    if expected is None or not task.fan_out or task.page != 1 or not next_link or not got:
+        return 0
+    n = expected(task.query)
+    last = -(-n // got) if n else 0  # a first page with a next page is a full page
+    return last if last >= FAN_OUT_MIN_PAGES else 0
 
 
 def _put(results: queue.Queue, stop: threading.Event, item: tuple) -> bool:

@@ -106,6 +106,14 @@ class LiveVouchers:
     def __len__(self) -> int:
         return len(self.columns.id_hashes)
 
+    def count_by(self, column: str) -> dict[str, int]:
+        """Live vouchers per exam (``"exam"``) or per purchase (``"purchase"``); unlinked ones are not counted
+        per exam."""
+        values = self.exams if column == "exam" else self.purchases
+        indexes = getattr(self.columns, column)
+        counts = np.bincount(indexes[indexes >= 0], minlength=len(values))
+        return {values[i]: int(n) for i, n in enumerate(counts.tolist()) if n}
+
     def purchase_codes(self, mask: np.ndarray) -> set[str]:
         """The purchases of the rows ``mask`` selects."""
         return {self.purchases[i] for i in np.unique(self.columns.purchase[mask]).tolist()}
