@@ -133,13 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     transform = commands.add_parser(
         "transform",
         help="build the utilization and expiry tables from what is loaded",
-        description="Run the SQL models in transforms/ (staging, then marts such as voucher_utilization and "
-        "voucher_expiry) on the destination, in the loaded dataset (staging and intermediate as views, marts as "
-        "tables), print headline numbers, and (DuckDB) publish the copy readers open (see `certiverse publish`). "
+        description="Run `dbt build` on the dbt project in transforms/ (staging, then marts such as "
+        "voucher_utilization and voucher_expiry, then their tests) on the destination, in the loaded dataset "
+        "(staging and intermediate as views, marts as tables), print headline numbers, and (DuckDB) publish the "
+        "copy readers open (see `certiverse publish`). "
         "See docs/marts.md.",
     )
     _add_destination_args(transform)
     _add_as_of_arg(transform)
+    _add_select_arg(transform)
     transform.set_defaults(handler=cmd_transform)
 
     run = commands.add_parser(
@@ -154,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="queries fetched at once (default: [sources.certiverse] workers, else 16)")
     _add_refresh_arg(run)
     _add_as_of_arg(run)
+    _add_select_arg(run)
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=cmd_run)
 
@@ -276,6 +279,10 @@ def _add_as_of_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", type=_date, help="YYYY-MM-DD that expiry is judged against (default: today, UTC)")
 
 
+def _add_select_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--select", help="dbt node selection, e.g. 'voucher_expiry+' (default: every model)")
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -323,7 +330,7 @@ def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -
     from .publishing import publish
     from .transform import headlines, run_transforms
 
-    timings = _on_warehouse(pipeline, lambda: run_transforms(pipeline, as_of))
+    timings = _on_warehouse(pipeline, lambda: run_transforms(pipeline, as_of, select=getattr(args, "select", None)))
     lines = _on_warehouse(pipeline, lambda: headlines(pipeline, as_of))
     publication = _on_warehouse(pipeline, lambda: publish(pipeline))
     args.publication = publication

@@ -1,130 +1,46 @@
-"""Run the SQL models in ``transforms/`` on the pipeline's destination, and read headlines from them.
+"""Build the marts with the dbt project in ``transforms/``, and read headlines from them.
 
-Models are plain SQL files, one per table or view, with three template expressions:
+``run_transforms`` runs ``dbt build`` in this process (dbt's programmatic runner)
+on the pipeline's destination, with a profile derived from the pipeline's own
+dlt configuration (``pipelines/dbt_profile.py``): models, then their tests.
+Staging and intermediate models are views, marts are tables, all in the
+pipeline's dataset. Readers never see a mix of two runs' marts, and a failed
+build leaves the previous marts as they were (``pipelines/swap.py`` says how,
+per engine).
 
-- ``{{ source("vouchers") }}``: a raw table loaded by dlt (staging models only),
-- ``{{ ref("stg_vouchers") }}``: another model, which is then built first,
-- ``{{ as_of }}``: the reference date, as a date literal both engines read.
-
-Each model becomes a relation of the same name in the pipeline's dataset:
-staging and intermediate models are views (cheap projections of the raw tables,
-computed inside whatever reads them), marts are tables (``create table ... as``).
-Writing a million-row staging copy only for the marts to read it once cost more
-than half of a run. Every run drops the models' relations (dependents first)
-and creates them again; the whole run is one transaction, so readers see either
-the previous run's marts or this run's, never a mix, and a failing model changes
-nothing.
+The **as-of date** is dbt's var ``as_of``: expiry and day counts are judged
+against it, so the same data and the same as-of date give the same tables.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import graphlib
+import json
 import logging
-import re
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager, Sequence
 
 import dlt
+
+from . import swap
+from .dbt_profile import BUILD_TARGET, DATASET_TARGET, build_schema, engine, temporary_profile
 
 log = logging.getLogger(__name__)
 
 TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
-STAGING = "staging"
-# layers built as views; every other layer (marts) is built as tables
-VIEW_LAYERS = frozenset({STAGING, "intermediate"})
-_EXPRESSION = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.DOTALL)
-_CALL = re.compile(r"""^(source|ref)\(\s*["']([a-z_][a-z0-9_]*)["']\s*\)$""")
+# raw tables the staging models read (transforms/models/staging/sources.yml)
+RAW_TABLES = ("partners", "programs", "programs__store_exams", "purchases", "vouchers")
 
 
 class TransformError(RuntimeError):
-    """A model cannot be read, ordered or built."""
-
-
-@dataclass(frozen=True)
-class Model:
-    """One SQL file: the table it builds, its layer, and what it reads."""
-
-    name: str
-    layer: str
-    path: Path
-    sql: str
-    refs: frozenset[str]
-    sources: frozenset[str]
-
-    @property
-    def kind(self) -> str:
-        """``view`` or ``table``: what the model is built as, by its layer."""
-        return "view" if self.layer in VIEW_LAYERS else "table"
-
-
-def load_models(directory: Path = TRANSFORMS_DIR) -> dict[str, Model]:
-    """Every ``<layer>/<name>.sql`` under ``directory``, checked against the layering rules."""
-    models: dict[str, Model] = {}
-    for path in sorted(directory.glob("*/*.sql")):
-        name, layer = path.stem, path.parent.name
-        if name in models:
-            raise TransformError(f"two models named {name}: {models[name].path} and {path}")
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            raise TransformError(f"{path}: model names are lowercase identifiers")
-        sql = path.read_text()
-        refs, sources = set(), set()
-        for expression in _EXPRESSION.findall(sql):
-            call = _CALL.match(expression)
-            if call:
-                (refs if call.group(1) == "ref" else sources).add(call.group(2))
-            elif expression != "as_of":
-                raise TransformError(f"{path}: unknown template expression {{{{ {expression} }}}}")
-        if sources and layer != STAGING:
-            raise TransformError(f"{path}: only staging models read raw tables (source)")
-        if name.startswith("_dlt"):
-            raise TransformError(f"{path}: names starting with _dlt belong to dlt")
-        models[name] = Model(name, layer, path, sql, frozenset(refs), frozenset(sources))
-    raw = {s for m in models.values() for s in m.sources}
-    for model in models.values():
-        if model.name in raw:
-            raise TransformError(f"{model.path}: a model may not take the name of the raw table {model.name}")
-        missing = model.refs - models.keys()
-        if missing:
-            raise TransformError(f"{model.path}: ref to unknown model(s) {sorted(missing)}")
-    return models
-
-
-def build_order(models: dict[str, Model]) -> list[str]:
-    """Model names so that every model comes after the models it refs (ties by name)."""
-    sorter = graphlib.TopologicalSorter({name: sorted(m.refs) for name, m in sorted(models.items())})
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        raise TransformError(f"models ref each other in a cycle: {exc.args[1]}") from None
-    order: list[str] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready())
-        order.extend(ready)
-        sorter.done(*ready)
-    return order
+    """The marts cannot be built; the message says why (the previous marts are left as they were)."""
 
 
 def date_literal(day: dt.date) -> str:
     """A date literal DuckDB and Postgres both read."""
     return f"cast('{day.isoformat()}' as date)"
-
-
-def render(model: Model, qualify: Callable[[str], str], as_of: dt.date) -> str:
-    """The model's SQL with its template expressions replaced."""
-
-    def replace(match: re.Match[str]) -> str:
-        expression = match.group(1)
-        if expression == "as_of":
-            return date_literal(as_of)
-        call = _CALL.match(expression)
-        assert call, expression  # load_models has checked every expression
-        return qualify(call.group(2))
-
-    return _EXPRESSION.sub(replace, model.sql)
 
 
 def today_utc() -> dt.date:
@@ -134,66 +50,186 @@ def today_utc() -> dt.date:
 def run_transforms(
     pipeline: dlt.Pipeline,
     as_of: dt.date | None = None,
-    directory: Path = TRANSFORMS_DIR,
+    select: str | None = None,
+    project_dir: Path = TRANSFORMS_DIR,
 ) -> dict[str, float]:
-    """Build every model on the pipeline's destination; returns seconds per model, in build order.
-
-    A model's seconds include dropping its previous relation. Views cost next to
-    nothing here; their work is done by the tables that read them.
+    """``dbt build`` on the pipeline's destination; returns seconds per model, in build order.
 
     ``as_of`` (default: today, UTC) is the date expiry and day counts are judged
-    against, so the same data and the same ``as_of`` give the same tables.
+    against. ``select`` is dbt's node selection (``voucher_expiry+``, ``marts``,
+    ...): only those models and their tests are built, the others stay as they are.
+    Raises TransformError when nothing is loaded yet, or a model or test fails.
     """
     as_of = as_of or today_utc()
-    models = load_models(directory)
-    order = build_order(models)
-    timings: dict[str, float] = {}
     with pipeline.sql_client() as client:
-        qualify = client.make_qualified_table_name
-        with client.begin_transaction():
-            existing = _relations(client)
-            _check_sources(client, models, existing)
-            # dependents first: Postgres refuses to drop a view another view reads
-            for name in reversed(order):
-                started = time.perf_counter()
-                if name in existing:
-                    kind = "view" if existing[name] == "VIEW" else "table"
-                    _execute(client, models[name], f"drop {kind} {qualify(name)}")
-                timings[name] = time.perf_counter() - started
-            for name in order:
-                started = time.perf_counter()
-                model = models[name]
-                sql = render(model, qualify, as_of).strip().rstrip(";")
-                _execute(client, model, f"create {model.kind} {qualify(name)} as\n{sql}")
-                timings[name] += time.perf_counter() - started
-                log.info("built %s (%s) in %.2f s", name, model.kind, timings[name])
-    return {name: timings[name] for name in order}
+        _check_sources(client)
+    work_dir = Path(pipeline.working_dir) / "dbt"
+    with temporary_profile(pipeline) as profiles_dir:
+        dbt = Dbt(project_dir, profiles_dir, work_dir, {"as_of": as_of.isoformat(),
+                                                        "certiverse_schema": pipeline.dataset_name})
+        if engine(pipeline) == "postgres":
+            return _build_out_of_sight(pipeline, dbt, select)
+        return _build_in_place(pipeline, dbt, select)
 
 
-def _execute(client: Any, model: Model, statement: str) -> None:
+def _build_out_of_sight(pipeline: dlt.Pipeline, dbt: "Dbt", select: str | None) -> dict[str, float]:
+    """Postgres: build in the build schema, then swap the models into the dataset in one transaction."""
+    dataset, hidden = pipeline.dataset_name, build_schema(pipeline.dataset_name)
+    manifest = dbt.parse(BUILD_TARGET)
+    options: list[str] = []
+    if select:
+        # models outside the selection are read where they are, in the dataset (dbt's defer)
+        dbt.parse(DATASET_TARGET, target_path=dbt.state_dir)
+        options = ["--select", select, "--defer", "--favor-state", "--state", str(dbt.state_dir)]
+    with pipeline.sql_client() as client:
+        swap.drop_build_schema(client, hidden)
+    results = dbt.build(manifest, BUILD_TARGET, options)
+    timings = _model_timings(results)
+    with pipeline.sql_client() as client:
+        try:
+            seconds = swap.swap_into_dataset(client, hidden, dataset, list(timings))
+        except swap.SwapError as exc:
+            raise TransformError(str(exc)) from exc
+        swap.drop_build_schema(client, hidden)
+    log.info("swapped %d models into %s in %.3f s", len(timings), dataset, seconds)
+    return timings
+
+
+def _build_in_place(pipeline: dlt.Pipeline, dbt: "Dbt", select: str | None) -> dict[str, float]:
+    """DuckDB: set the previous mart tables aside, build in the dataset, restore them if the build fails."""
+    dataset = pipeline.dataset_name
+    manifest = dbt.parse(DATASET_TARGET)
+    options = ["--select", select] if select else []
+    tables = [name for name, kind in dbt.models(manifest, options).items() if kind == "table"]
+    # the dlt client closes before dbt opens the file: one process, two configurations of one file
+    with pipeline.sql_client() as client:
+        swap.set_aside(client, dataset, tables)
     try:
-        client.execute_sql(statement)
-    except Exception as exc:
-        raise TransformError(f"model {model.name} ({model.path}) failed: {exc}") from exc
+        results = dbt.build(manifest, DATASET_TARGET, options)
+    except BaseException:
+        with pipeline.sql_client() as client:
+            swap.restore(client, dataset, tables)
+        raise
+    with pipeline.sql_client() as client:
+        swap.discard_previous(client, dataset, tables)
+    return _model_timings(results)
 
 
-def _relations(client: Any) -> dict[str, str]:
-    """Tables and views in the dataset: name -> ``BASE TABLE`` or ``VIEW``."""
-    rows = client.execute_sql(
-        "select table_name, table_type from information_schema.tables where table_schema = %s",
-        client.dataset_name,
-    )
-    return {name: kind for name, kind in rows or ()}
+def _model_timings(results: Sequence[Any]) -> dict[str, float]:
+    return {r.node.name: float(r.execution_time) for r in results if r.node.resource_type == "model"}
 
 
-def _check_sources(client: Any, models: dict[str, Model], existing: dict[str, str]) -> None:
+def _check_sources(client: Any) -> None:
     """Fail with a clear message when raw tables are missing (nothing loaded yet)."""
-    needed = {s for m in models.values() for s in m.sources}
-    missing = needed - existing.keys()
+    missing = sorted(set(RAW_TABLES) - swap.relations(client, client.dataset_name).keys())
     if missing:
         raise TransformError(
-            f"raw tables {sorted(missing)} are missing from dataset {client.dataset_name}: run a load first"
+            f"raw tables {missing} are missing from dataset {client.dataset_name}: run a load first"
         )
+
+
+# -- dbt -------------------------------------------------------------------------------------
+
+
+class Dbt:
+    """dbt's programmatic runner on one project and profile; its own files go in ``work_dir``.
+
+    Each target keeps its own ``target/`` folder there, so dbt's partial parsing
+    can reuse the last parse of the same target (with the same vars).
+    """
+
+    def __init__(self, project_dir: Path, profiles_dir: Path, work_dir: Path, variables: dict[str, str]) -> None:
+        self.project_dir = project_dir
+        self.profiles_dir = profiles_dir
+        self.work_dir = work_dir
+        self.variables = variables
+        self.state_dir = work_dir / DATASET_TARGET
+
+    def parse(self, target: str, target_path: Path | None = None) -> Any:
+        """The project's manifest for ``target``."""
+        return self._invoke(self._args("parse", target, target_path)).result
+
+    def models(self, manifest: Any, options: Sequence[str]) -> dict[str, str]:
+        """Models that ``options`` (``--select ...``) pick: name -> materialization, in dbt's order."""
+        names = self._invoke(["ls", "--resource-type", "model", "--output", "name", *options,
+                              *self._args(None, DATASET_TARGET)], manifest).result
+        nodes = {n.name: n for n in manifest.nodes.values() if n.resource_type == "model"}
+        return {name: nodes[name].config.materialized for name in names}
+
+    def build(self, manifest: Any, target: str, options: Sequence[str]) -> list[Any]:
+        """``dbt build``; returns its results (models and tests, in execution order)."""
+        return list(self._invoke([*self._args("build", target), *options], manifest).result.results)
+
+    def _args(self, command: str | None, target: str, target_path: Path | None = None) -> list[str]:
+        return [
+            *([command] if command else []),
+            "--project-dir", str(self.project_dir),
+            "--profiles-dir", str(self.profiles_dir),
+            "--target", target,
+            "--target-path", str(target_path or self.work_dir / target),
+            "--log-path", str(self.work_dir / "logs"),
+            "--vars", json.dumps(self.variables),
+            # dbt prints to stdout by default; library code logs (events are forwarded below)
+            "--log-level", "none",
+            "--log-level-file", "info",
+            "--no-use-colors",
+            "--no-use-colors-file",
+            "--no-send-anonymous-usage-stats",
+            "--no-version-check",
+        ]
+
+    def _invoke(self, args: list[str], manifest: Any = None) -> Any:
+        from dbt.cli.main import dbtRunner  # importing dbt takes ~1.5 s: only when transforms run
+
+        started = time.perf_counter()
+        try:
+            result = dbtRunner(manifest=manifest, callbacks=[_forward_event]).invoke(args)
+        except Exception as exc:  # dbt raises some project errors (a ref cycle) instead of returning them
+            raise TransformError(f"dbt {args[0]} failed: {exc}") from exc
+        finally:
+            release_duckdb()
+        log.debug("dbt %s took %.2f s", args[0], time.perf_counter() - started)
+        if not result.success:
+            raise TransformError(_failure_message(args[0], result))
+        return result
+
+
+def _forward_event(event: Any) -> None:
+    level = {"warn": logging.WARNING, "error": logging.ERROR}.get(event.info.level, logging.DEBUG)
+    if log.isEnabledFor(level) and event.info.msg:
+        log.log(level, "dbt: %s", event.info.msg)
+
+
+def _failure_message(command: str, result: Any) -> str:
+    if result.exception is not None:
+        return f"dbt {command} failed: {result.exception}"
+    results = getattr(result.result, "results", None) or []
+    failed = [r for r in results if str(r.status) in ("error", "fail", "runtime error")]
+    skipped = sum(1 for r in results if str(r.status) == "skipped")
+    lines = [f"{r.node.resource_type} {r.node.name} failed: {(r.message or '').strip()}" for r in failed]
+    if skipped:
+        lines.append(f"{skipped} models and tests that depend on them were skipped")
+    return f"dbt {command} failed; the previous marts are unchanged:\n  " + "\n  ".join(lines or ["(no detail)"])
+
+
+def release_duckdb() -> None:
+    """Let go of the DuckDB file dbt opened.
+
+    dbt-duckdb keeps its database handle in a class attribute between invocations
+    (``keep_open: false`` in the profile closes the connection only when its last
+    cursor does); DuckDB then refuses the dlt SQL client's own connection of the
+    same process, which has another configuration, and keeps other processes out.
+    """
+    import sys
+
+    module = sys.modules.get("dbt.adapters.duckdb.connections")
+    if module is None:
+        return
+    manager = module.DuckDBConnectionManager
+    with manager._LOCK:
+        if manager._ENV is not None:
+            manager._ENV.close()
+        manager.close_all_connections()
 
 
 # -- headlines -------------------------------------------------------------------------------
@@ -276,12 +312,11 @@ def format_timings(timings: dict[str, float]) -> str:
 
 __all__: list[str] = [
     "TRANSFORMS_DIR",
-    "Model",
     "TransformError",
-    "build_order",
+    "date_literal",
     "format_timings",
     "headlines",
-    "load_models",
-    "render",
+    "release_duckdb",
     "run_transforms",
+    "today_utc",
 ]

@@ -29,7 +29,7 @@ final as (
         exam_name,
         expires_at,
         expires_on,
-        cast(date_trunc('month', expires_on) as date) as expiry_month,
+        cast({{ dbt.date_trunc("month", "expires_on") }} as date) as expiry_month,
         days_until_expiry as days_left,
         case
             when is_expired_unused then 'expired'

@@ -34,9 +34,9 @@ joined as (
         purchases.value_basis,
         exams.exam_name,
         exams.exam_price,
-        cast(vouchers.expires_on - {{ as_of }} as integer) as days_until_expiry,
+        {{ days_between(as_of_date(), "vouchers.expires_on") }} as days_until_expiry,
         -- expired from the day after the expiry date (UTC); on that date 0 days are left
-        not vouchers.is_used and vouchers.is_active and vouchers.expires_on < {{ as_of }} as is_expired_unused
+        not vouchers.is_used and vouchers.is_active and vouchers.expires_on < {{ as_of_date() }} as is_expired_unused
 
     from vouchers
     left join purchases
@@ -81,14 +81,14 @@ final as (
         expires_at,
         expires_on,
         days_until_expiry,
-        cast(used_on - purchased_on as integer) as days_purchase_to_use,
-        cast(coalesce(value_per_voucher, exam_price, 0) as decimal(18, 4)) as voucher_value,
+        {{ days_between("purchased_on", "used_on") }} as days_purchase_to_use,
+        {{ money("coalesce(value_per_voucher, exam_price, 0)", 4) }} as voucher_value,
         case
             when value_per_voucher is not null then value_basis
             when exam_price is not null then 'exam_price'
             else 'none'
         end as value_basis,
-        {{ as_of }} as as_of_date
+        {{ as_of_date() }} as as_of_date
 
     from joined
 

@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source("programs") }}
+    select * from {{ source("certiverse", "programs") }}
 
 ),
 
@@ -24,7 +24,7 @@ renamed as (
             else 'Inactive'
         end as program_status,
         expiration_period_in_days as expiration_period_days,
-        cast(partners__partner_cost_per_voucher as decimal(18, 4)) as cost_per_voucher,
+        {{ money("partners__partner_cost_per_voucher", 4) }} as cost_per_voucher,
         partners__is_available_to_all_voucher_partners as is_open_to_all_partners,
         partners__can_assigned_partners_purchase_zero_price as can_partners_buy_at_zero_price,
         restrictions__enforce_assigned_email_to_book_exam as is_assigned_email_enforced,

@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source("purchases") }}
+    select * from {{ source("certiverse", "purchases") }}
 
 ),
 
@@ -17,20 +17,20 @@ renamed as (
         program_name,
         status as purchase_status,
         purchase_date_utc as purchased_at,
-        cast(purchase_date_utc at time zone 'UTC' as date) as purchased_on,
+        {{ utc_date("purchase_date_utc") }} as purchased_on,
         purchased_by_first_name,
         purchased_by_last_name,
         quantity,
         quantity_used as quantity_used_reported,
         quantity_remaining as quantity_remaining_reported,
-        cast(amount_paid as decimal(18, 2)) as amount_paid,
+        {{ money("amount_paid") }} as amount_paid,
         -- amount_paid / quantity rounded half up to 4 decimals, worked out on whole
         -- ten-thousandths: DuckDB divides decimals in floating point, and a rounding
         -- tie would otherwise fall differently on DuckDB and Postgres
         case
             when quantity > 0 and amount_paid is not null
                 then cast(
-                    cast(floor((cast(amount_paid as decimal(18, 2)) * 20000 + quantity) / (2 * quantity)) as decimal(18, 0))
+                    cast(floor(({{ money("amount_paid") }} * 20000 + quantity) / (2 * quantity)) as decimal(18, 0))
                     * 0.0001
                     as decimal(18, 4)
                 )

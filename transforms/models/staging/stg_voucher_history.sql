@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source("vouchers") }}
+    select * from {{ source("certiverse", "vouchers") }}
 
 ),
 
@@ -21,7 +21,7 @@ renamed as (
         is_active,
         is_used,
         expiration_date_utc as expires_at,
-        cast(expiration_date_utc at time zone 'UTC' as date) as expires_on,
+        {{ utc_date("expiration_date_utc") }} as expires_on,
         assigned_date_utc as assigned_at,
         recipient_email,
         reservation_status,

@@ -4,13 +4,13 @@ with
 
 exams as (
 
-    select * from {{ source("programs__store_exams") }}
+    select * from {{ source("certiverse", "programs__store_exams") }}
 
 ),
 
 programs as (
 
-    select * from {{ source("programs") }}
+    select * from {{ source("certiverse", "programs") }}
 
 ),
 
@@ -21,7 +21,7 @@ renamed as (
         exams.id as exam_id,
         exams.code as exam_code,
         exams.name as exam_name,
-        cast(exams.price as decimal(18, 4)) as exam_price
+        {{ money("exams.price", 4) }} as exam_price
 
     from exams
     -- dlt links child rows to their program through its row id, not the API's id

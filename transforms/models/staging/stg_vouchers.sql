@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source("vouchers") }}
+    select * from {{ source("certiverse", "vouchers") }}
 
 ),
 
@@ -25,15 +25,15 @@ renamed as (
         is_active,
         is_used,
         expiration_date_utc as expires_at,
-        cast(expiration_date_utc at time zone 'UTC' as date) as expires_on,
+        {{ utc_date("expiration_date_utc") }} as expires_on,
         assigned_date_utc as assigned_at,
-        cast(assigned_date_utc at time zone 'UTC' as date) as assigned_on,
+        {{ utc_date("assigned_date_utc") }} as assigned_on,
         recipient_email,
         recipient_email is not null or assigned_date_utc is not null as is_assigned,
         reservation_code,
         reservation_status,
         used_by__used_date_utc as used_at,
-        cast(used_by__used_date_utc at time zone 'UTC' as date) as used_on,
+        {{ utc_date("used_by__used_date_utc") }} as used_on,
         used_by__person_id as used_by_person_id,
         used_by__client_candidate_id as used_by_candidate_id,
         used_by__first_name as used_by_first_name,

@@ -19,22 +19,20 @@ voucher_counts as (
     select
         purchase_code,
         count(*) as vouchers_issued,
-        count(*) filter (where voucher_status = 'used') as vouchers_used,
-        count(*) filter (where voucher_status = 'assigned_unused') as vouchers_assigned_unused,
-        count(*) filter (where voucher_status = 'reserved') as vouchers_reserved,
-        count(*) filter (where voucher_status = 'unassigned') as vouchers_unassigned,
-        count(*) filter (where voucher_status = 'expired_unused') as vouchers_expired_unused,
-        count(*) filter (where voucher_status = 'deactivated') as vouchers_deactivated,
+        count(case when voucher_status = 'used' then 1 end) as vouchers_used,
+        count(case when voucher_status = 'assigned_unused' then 1 end) as vouchers_assigned_unused,
+        count(case when voucher_status = 'reserved' then 1 end) as vouchers_reserved,
+        count(case when voucher_status = 'unassigned' then 1 end) as vouchers_unassigned,
+        count(case when voucher_status = 'expired_unused' then 1 end) as vouchers_expired_unused,
+        count(case when voucher_status = 'deactivated' then 1 end) as vouchers_deactivated,
         min(days_purchase_to_use) as days_to_first_use,
-        percentile_cont(0.5) within group (order by days_purchase_to_use) as days_to_median_use,
+        {{ median("days_purchase_to_use") }} as days_to_median_use,
         max(days_purchase_to_use) as days_to_last_use,
         sum(voucher_value) as value_issued,
-        sum(voucher_value) filter (where voucher_status = 'used') as value_used,
-        sum(voucher_value) filter (
-            where voucher_status in ('assigned_unused', 'reserved', 'unassigned')
-        ) as value_redeemable,
-        sum(voucher_value) filter (where voucher_status = 'expired_unused') as value_expired_unused,
-        sum(voucher_value) filter (where voucher_status = 'deactivated') as value_deactivated
+        sum(case when voucher_status = 'used' then voucher_value end) as value_used,
+        sum(case when voucher_status in ('assigned_unused', 'reserved', 'unassigned') then voucher_value end) as value_redeemable,
+        sum(case when voucher_status = 'expired_unused' then voucher_value end) as value_expired_unused,
+        sum(case when voucher_status = 'deactivated' then voucher_value end) as value_deactivated
 
     from vouchers
     where purchase_code is not null
@@ -94,11 +92,11 @@ final as (
         cast(days_to_median_use as decimal(9, 1)) as days_to_median_use,
         days_to_last_use,
         amount_paid,
-        cast(value_issued as decimal(18, 2)) as value_issued,
-        cast(value_used as decimal(18, 2)) as value_used,
-        cast(value_redeemable as decimal(18, 2)) as value_redeemable,
-        cast(value_expired_unused as decimal(18, 2)) as value_expired_unused,
-        cast(value_deactivated as decimal(18, 2)) as value_deactivated,
+        {{ money("value_issued") }} as value_issued,
+        {{ money("value_used") }} as value_used,
+        {{ money("value_redeemable") }} as value_redeemable,
+        {{ money("value_expired_unused") }} as value_expired_unused,
+        {{ money("value_deactivated") }} as value_deactivated,
         quantity_used_reported,
         quantity_remaining_reported,
         -- a counter the purchase does not report counts as a disagreement

@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source("partners") }}
+    select * from {{ source("certiverse", "partners") }}
 
 ),
 

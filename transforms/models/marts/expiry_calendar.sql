@@ -17,11 +17,11 @@ final as (
         program_id,
         program_name,
         count(*) as vouchers_expiring,
-        count(*) filter (where is_expired) as vouchers_expired,
-        count(*) filter (where is_assigned) as vouchers_assigned,
-        count(*) filter (where is_reserved) as vouchers_reserved,
-        cast(sum(value_at_risk) as decimal(18, 2)) as value_expiring,
-        cast(coalesce(sum(value_at_risk) filter (where is_expired), 0) as decimal(18, 2)) as value_expired
+        count(case when is_expired then 1 end) as vouchers_expired,
+        count(case when is_assigned then 1 end) as vouchers_assigned,
+        count(case when is_reserved then 1 end) as vouchers_reserved,
+        {{ money("sum(value_at_risk)") }} as value_expiring,
+        {{ money("coalesce(sum(case when is_expired then value_at_risk end), 0)") }} as value_expired
 
     from vouchers
     group by
