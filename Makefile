@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench docs clean
 
 setup: $(VENV)/.installed
 
@@ -23,5 +23,14 @@ bench: setup
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.requests --size default
 
+# dbt's docs site for the marts (one HTML file) from the demo warehouse, and docs/marts.md
+docs: setup
+	test -f certiverse_demo.duckdb || $(BIN)/certiverse demo
+	$(BIN)/python -m pipelines.marts_doc
+	$(BIN)/python -m pipelines.dbt_profile --duckdb-file certiverse_demo.duckdb --profiles-dir .certiverse/dbt
+	$(BIN)/dbt docs generate --static --project-dir transforms --profiles-dir .certiverse/dbt \
+		--no-send-anonymous-usage-stats --quiet
+	@echo "dbt docs: transforms/target/static_index.html"
+
 clean:
-	rm -rf $(VENV) .certiverse .cache certiverse_demo.duckdb certiverse_demo_published.duckdb certiverse_demo_parquet .certiverse_demo_parquet.*
+	rm -rf $(VENV) .certiverse .cache certiverse_demo.duckdb certiverse_demo_published.duckdb certiverse_demo_parquet .certiverse_demo_parquet.* transforms/target transforms/logs

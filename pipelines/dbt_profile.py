@@ -123,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
     parser.add_argument("--duckdb-file", help="DuckDB file (default: dlt's config, else warehouse.duckdb)")
     parser.add_argument("--profiles-dir", default=".certiverse/dbt", help="folder to write profiles.yml into")
-    parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
     args = parser.parse_args(argv)
     credentials = args.duckdb_file if args.destination == "duckdb" else None
-    pipeline = make_pipeline(args.destination, credentials, pipelines_dir=args.pipelines_dir)
-    print(write_profile(pipeline, args.profiles_dir))
+    # the profile needs the destination's configuration, not a pipeline's state: a throwaway
+    # pipelines folder keeps dlt from reading (and warning about) the state of another run
+    with tempfile.TemporaryDirectory(prefix="certiverse-dbt-profile-state-") as state:
+        pipeline = make_pipeline(args.destination, credentials, pipelines_dir=state)
+        print(write_profile(pipeline, args.profiles_dir))
     return 0
 
 

@@ -137,8 +137,7 @@ def test_the_profile_is_written_privately_and_only_its_path_is_printed(
 ) -> None:
     secret = "pg-secret-" + os.urandom(4).hex()
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", f"postgresql://someone:{secret}@127.0.0.1:5/db")
-    assert dbt_profile.main(["--destination", "postgres", "--profiles-dir", str(tmp_path / "p"),
-                             "--pipelines-dir", str(tmp_path / "pd")]) == 0
+    assert dbt_profile.main(["--destination", "postgres", "--profiles-dir", str(tmp_path / "p")]) == 0
     printed = capsys.readouterr()
     assert secret not in printed.out + printed.err
     path = tmp_path / "p" / "profiles.yml"
