@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform = commands.add_parser(
         "transform",
         help="build the utilization and expiry tables from what is loaded",
-        description="Run `dbt build` on the dbt project in transforms/ (staging, then marts such as "
+        description="Build the dbt project in transforms/ (staging, then marts such as "
         "voucher_utilization and voucher_expiry, then their tests) on the destination, in the loaded dataset "
         "(staging and intermediate as views, marts as tables), print headline numbers, and (DuckDB) publish the "
         "copy readers open (see `certiverse publish`). "

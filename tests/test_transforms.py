@@ -183,37 +183,6 @@ def test_every_model_is_identical_on_duckdb_and_postgres(
     assert not mismatched, f"{len(mismatched)} rows differ, e.g. {mismatched[0]}"
 
 
-# models the home-made runner built (all but int_purchase_totals, which dbt's project added)
-OLD_MODELS = sorted(set(MODELS) - {"int_purchase_totals"})
-
-
-def test_dbt_builds_the_same_models_as_the_home_made_runner_on_duckdb(
-    duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path
-) -> None:
-    from benchmarks.baseline_transforms import BaselineRunner
-
-    pipeline = copy_of(duckdb_warehouse, tmp_path)
-    BaselineRunner().run(pipeline, tenant.today)
-    differ = [name for name in OLD_MODELS if table(pipeline, name) != table(duckdb_warehouse, name)]
-    assert not differ
-
-
-@pytest.mark.postgres
-def test_dbt_builds_the_same_models_as_the_home_made_runner_on_postgres(
-    tenant: Tenant, postgres_warehouse: Any, postgres_server: Any, tmp_path: Path
-) -> None:
-    from benchmarks.baseline_transforms import BaselineRunner
-
-    dsn = postgres_server.create_database("certiverse_old_runner")
-    pipeline = make_pipeline("postgres", dsn, pipelines_dir=str(tmp_path / "pd"))
-    app = SimulatorApp(tenant)
-    with serve(app) as url:
-        run_load(pipeline, base_url=url, api_token=app.token)
-    BaselineRunner().run(pipeline, tenant.today)
-    differ = [name for name in OLD_MODELS if table(pipeline, name) != table(postgres_warehouse, name)]
-    assert not differ
-
-
 @pytest.mark.postgres
 def test_certiverse_run_loads_and_transforms_into_postgres(
     tenant: Tenant,
