@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 
 PREVIOUS_SUFFIX = "__previous"
 # Postgres: how long one try of the swap waits for a lock (readers queue behind a waiting swap,
-# so this bounds how long they can be held up), and how long tries go on before giving up
-SWAP_LOCK_TIMEOUT_S = 2.0
+# so this bounds how long they can be held up), and how long tries go on before giving up.
+# Below Postgres' default deadlock_timeout (1 s): a reader that holds one mart and then asks for
+# another one the waiting swap holds would deadlock with it; the swap gives up first, so Postgres
+# never has to cancel the reader.
+SWAP_LOCK_TIMEOUT_S = 0.5
 SWAP_DEADLINE_S = 600.0
 LOCK_NOT_AVAILABLE = "55P03"
 
