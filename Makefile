@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/certiverse demo
 
+# one pytest worker per core: each starts its own throwaway PostgreSQL
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

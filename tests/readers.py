@@ -3,6 +3,7 @@ process, and an older DuckDB client installed from the package registry."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -75,7 +76,17 @@ class HeldConnection:
 
 
 def old_client() -> Path:
-    """A virtual environment with DuckDB 1.4 (Python package and CLI), made once and kept in .cache/."""
+    """A virtual environment with DuckDB 1.4 (Python package and CLI), made once and kept in .cache/.
+
+    Test workers running side by side (pytest -n) take turns: the first makes it, the others wait.
+    """
+    OLD_CLIENT_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with open(OLD_CLIENT_DIR.parent / f"{OLD_CLIENT_DIR.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _make_old_client()
+
+
+def _make_old_client() -> Path:
     python = OLD_CLIENT_DIR / "bin" / "python"
     marker = OLD_CLIENT_DIR / ".installed"
     if not marker.exists() or marker.read_text() != " ".join(OLD_CLIENT_PACKAGES):
