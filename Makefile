@@ -27,8 +27,8 @@ bench: setup
 # dbt's docs site for the marts (one HTML file) from the demo warehouse, and docs/marts.md
 docs: setup
 	test -f certiverse_demo.duckdb || $(BIN)/certiverse demo
-	$(BIN)/python -m pipelines.marts_doc
-	$(BIN)/python -m pipelines.dbt_profile --duckdb-file certiverse_demo.duckdb --profiles-dir .certiverse/dbt
+	$(BIN)/python -m pipelines.transform.marts_doc
+	$(BIN)/python -m pipelines.transform.profile --duckdb-file certiverse_demo.duckdb --profiles-dir .certiverse/dbt
 	$(BIN)/dbt docs generate --static --project-dir transforms --profiles-dir .certiverse/dbt \
 		--no-send-anonymous-usage-stats --quiet
 	@echo "dbt docs: transforms/target/static_index.html"

@@ -98,13 +98,14 @@ def job_formats(info: Any) -> dict[str, list[str]]:
 
 def run_load_scenario(spec: dict[str, Any]) -> dict[str, Any]:
     import pipelines.load as load
+    import pipelines.load.pipeline as settings
 
     urls: list[str] = []
     record_urls(urls)
     if spec["baseline"]:
         # dlt's default file format for DuckDB, for every table: left to itself dlt would write
         # the vouchers' Arrow tables as parquet anyway.
-        load.FILE_FORMATS["duckdb"] = "insert_values"
+        settings.FILE_FORMATS["duckdb"] = "insert_values"
     workdir = Path(spec["workdir"])
     pipeline = load.make_pipeline("duckdb", str(workdir / "bench.duckdb"), pipelines_dir=str(workdir / "pipelines"),
                                   pipeline_name=PIPELINE_NAME)

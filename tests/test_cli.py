@@ -151,3 +151,18 @@ def test_load_full_refresh_rereads_everything_after_a_first_load(small_tenant_te
     summary = json.loads(capsys.readouterr().out)
     assert summary["mode"] == "full read"
     assert summary["read"]["vouchers"] == len(small_tenant_template.records("vouchers"))
+
+
+def test_run_judges_the_marts_by_the_apis_date_not_this_machines(small_tenant_template, simulator, tmp_path,
+                                                                  monkeypatch):
+    import datetime as dt
+
+    assert small_tenant_template.today != dt.datetime.now(dt.timezone.utc).date()  # the simulator's own clock
+    duckdb_file = str(tmp_path / "w.duckdb")
+    with simulator(small_tenant_template) as (app, url):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+        assert main(["run", "--base-url", url, "--duckdb-file", duckdb_file, "--pipelines-dir",
+                     str(tmp_path / "p")]) == 0
+    with duckdb.connect(duckdb_file, read_only=True) as con:
+        built_for = con.execute("select distinct as_of_date from certiverse.voucher_status").fetchall()
+    assert built_for == [(small_tenant_template.today,)]

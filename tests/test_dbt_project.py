@@ -15,7 +15,8 @@ import pytest
 import sqlglot
 import yaml
 
-from pipelines import dbt_profile, marts_doc
+from pipelines.transform import marts_doc
+from pipelines.transform import profile as dbt_profile
 from pipelines.load import make_pipeline, run_load
 from pipelines.transform import TRANSFORMS_DIR, release_duckdb
 from simulator import SimulatorApp, Tenant, serve
@@ -129,7 +130,7 @@ def test_every_mart_column_has_a_description(dbt_built_duckdb: tuple[Any, Path])
 
 
 def test_docs_marts_md_is_generated_from_the_dbt_descriptions() -> None:
-    assert marts_doc.MARTS_DOC.read_text() == marts_doc.render(), "run `python -m pipelines.marts_doc`"
+    assert marts_doc.MARTS_DOC.read_text() == marts_doc.render(), "run `python -m pipelines.transform.marts_doc`"
 
 
 def test_the_profile_is_written_privately_and_only_its_path_is_printed(

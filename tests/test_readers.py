@@ -201,7 +201,7 @@ def test_status_and_report_read_beside_another_reader(published, capsys):
 
 
 def test_mart_reads_the_published_copy_as_the_working_warehouse_has_it(published):
-    from pipelines.frames import mart
+    from pipelines.reporting.frames import mart
 
     copy = mart("program_utilization", str(published / "warehouse_published.duckdb"))
     working = mart("program_utilization", str(published / "warehouse.duckdb"))

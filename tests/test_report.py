@@ -1,4 +1,4 @@
-"""`certiverse report` and `pipelines.frames.mart`: the page draws what the marts hold, and fetches nothing.
+"""`certiverse report` and `pipelines.reporting.frames.mart`: the page draws what the marts hold, and fetches nothing.
 
 Expected numbers are read from the marts with SQL (or pandas) here, never copied:
 the page must show the same numbers the marts do.
@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipelines.charts import nice_ticks
+from pipelines.reporting.charts import nice_ticks
 from pipelines.cli import main
-from pipelines.frames import mart
+from pipelines.reporting.frames import mart
 from pipelines.load import make_pipeline, run_load
-from pipelines.report import (
+from pipelines.reporting.report import (
     CALENDAR_AFTER,
     IDLE_DAYS,
     MAX_BARS,
@@ -34,7 +34,8 @@ from pipelines.report import (
     render_report,
     write_report,
 )
-from pipelines.transform import headlines, run_transforms
+from pipelines.reporting import headlines
+from pipelines.transform import run_transforms
 from simulator import SimulatorApp, Tenant, serve
 
 CHARTS = ("program-utilization", "partner-utilization", "redemptions", "expiry-calendar", "expiry-upcoming",

@@ -23,7 +23,8 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.load import make_pipeline, run_load
-from pipelines.transform import TRANSFORMS_DIR, TransformError, headlines, run_transforms
+from pipelines.reporting import headlines
+from pipelines.transform import TRANSFORMS_DIR, TransformError, run_transforms
 from simulator import SimulatorApp, Tenant, serve
 from tests.postgres import database_dsn
 

@@ -1,11 +1,12 @@
 """Publishing for readers: a copy of the warehouse that analysts and BI tools open while the loader works.
 
 See :mod:`pipelines.publishing.publish` for what is published and where, and
-:mod:`pipelines.publishing.swap` for how it is put in place without a reader ever
+:mod:`pipelines.publishing.atomic` for how it is put in place without a reader ever
 seeing a half-written file.
 """
 
-from .publish import Publication, Targets, publish, published_info, working_file
-from .swap import PublishError
+from .atomic import PublishError
+from .publish import Publication, publish, published_info
+from .targets import Targets, published_hint
 
-__all__ = ["Publication", "PublishError", "Targets", "publish", "published_info", "working_file"]
+__all__ = ["Publication", "PublishError", "Targets", "publish", "published_hint", "published_info"]

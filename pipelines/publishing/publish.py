@@ -37,39 +37,15 @@ from typing import Any
 
 import dlt
 
-from .swap import PublishError, replace_dir_link, replace_file, scratch_path, version_dir
+from ..load.pipeline import duckdb_file
+from .atomic import PublishError, replace_dir_link, replace_file, scratch_path, version_dir
+from .targets import Targets
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORAGE_VERSION = "v1.4.0"
 HISTORY = "voucher_history"
 INFO = "publication"
 _INTERNAL = re.compile(r"^_")  # dlt's _dlt_* tables and the loader's own _certiverse_* bookkeeping
-
-
-@dataclass(frozen=True)
-class Targets:
-    """Where the published copy goes, read from ``[publish]``."""
-
-    duckdb_file: Path | None
-    parquet_dir: Path | None
-    storage_version: str
-
-    @classmethod
-    def for_warehouse(cls, working_file: str | os.PathLike[str]) -> "Targets":
-        """Targets for a working DuckDB file: configured paths, else siblings named after it."""
-        working = Path(working_file).resolve()
-        stem = working.name.removesuffix(".duckdb")
-        if not _flag("publish.enabled", True):
-            return cls(None, None, DEFAULT_STORAGE_VERSION)
-        duckdb_file = Path(dlt.config.get("publish.duckdb_file") or working.with_name(f"{stem}_published.duckdb"))
-        parquet_dir = None
-        if _flag("publish.parquet", True):
-            parquet_dir = Path(dlt.config.get("publish.parquet_dir") or working.with_name(f"{stem}_parquet"))
-        version = str(dlt.config.get("publish.storage_version") or DEFAULT_STORAGE_VERSION)
-        if duckdb_file.resolve() == working:
-            raise PublishError(f"[publish] duckdb_file is the working warehouse itself ({working}): pick another file")
-        return cls(duckdb_file.absolute(), parquet_dir.absolute() if parquet_dir else None, version)
 
 
 @dataclass
@@ -98,27 +74,9 @@ class Publication:
         }
 
 
-def _flag(key: str, default: bool) -> bool:
-    value = dlt.config.get(key)
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "off")
-    return bool(value)
-
-
-def working_file(pipeline: dlt.Pipeline) -> str | None:
-    """The pipeline's DuckDB file, or None for other destinations."""
-    if pipeline.destination.destination_name != "duckdb":
-        return None
-    credentials = pipeline.destination.config_params.get("credentials")
-    database = getattr(credentials, "database", credentials)
-    return os.path.abspath(database) if isinstance(database, str) else None
-
-
 def publish(pipeline: dlt.Pipeline, targets: Targets | None = None) -> Publication | None:
     """Write the published copy of the pipeline's DuckDB warehouse; None if there is nothing to publish to."""
-    working = working_file(pipeline)
+    working = duckdb_file(pipeline)
     if working is None:
         log.info("publishing: the destination is %s; readers read it directly", pipeline.destination.destination_name)
         return None

@@ -57,3 +57,11 @@ def as_json(result: Any, headlines: list[str] | None = None) -> dict[str, Any]:
         "counter_check": result.counter_check.as_dict() if result.counter_check else None,
         "headlines": headlines or [],
     }
+
+
+def format_timings(timings: dict[str, float]) -> str:
+    """The per-model build times, for the CLI."""
+    width = max((len(name) for name in timings), default=10)
+    lines = [f"Built {len(timings)} models in {sum(timings.values()):.2f}s:"]
+    lines += [f"  {name:<{width}}  {seconds:>7.2f}s" for name, seconds in timings.items()]
+    return "\n".join(lines)

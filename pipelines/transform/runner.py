@@ -2,7 +2,7 @@
 
 ``run_transforms`` runs the dbt project in this process (dbt's programmatic
 runner) on the pipeline's destination, with a profile derived from the
-pipeline's own dlt configuration (``pipelines/dbt_profile.py``): the models, then
+pipeline's own dlt configuration (``pipelines/transform/profile.py``): the models, then
 their tests, as ``dbt build`` would.
 Staging and intermediate models are views, marts are tables, all in the
 pipeline's dataset. Readers never see a mix of two runs' marts, and a failed
@@ -19,18 +19,17 @@ import datetime as dt
 import json
 import logging
 import time
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, ContextManager, Sequence
+from typing import Any, Sequence
 
 import dlt
 
 from . import swap
-from .dbt_profile import BUILD_TARGET, DATASET_TARGET, build_schema, engine, temporary_profile
+from .profile import BUILD_TARGET, DATASET_TARGET, build_schema, engine, temporary_profile
 
 log = logging.getLogger(__name__)
 
-TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
+TRANSFORMS_DIR = Path(__file__).resolve().parent.parent.parent / "transforms"
 # raw tables the staging models read (transforms/models/staging/sources.yml)
 RAW_TABLES = ("partners", "programs", "programs__store_exams", "purchases", "vouchers")
 
@@ -39,13 +38,17 @@ class TransformError(RuntimeError):
     """The marts cannot be built; the message says why (the previous marts are left as they were)."""
 
 
-def date_literal(day: dt.date) -> str:
-    """A date literal DuckDB and Postgres both read."""
-    return f"cast('{day.isoformat()}' as date)"
-
-
 def today_utc() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
+
+
+def api_date(pipeline: dlt.Pipeline) -> dt.date:
+    """The API's date when the last load read the vouchers (its ``Date`` header, kept in the resource
+    state as ``read_at``): the marts then judge expiry as the load did, whatever this machine's clock
+    says. Today (UTC) if no load has said."""
+    state = pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {}).get("vouchers", {})
+    read_at = state.get("read_at")
+    return dt.datetime.fromisoformat(read_at).date() if read_at else today_utc()
 
 
 def run_transforms(
@@ -57,12 +60,12 @@ def run_transforms(
     """Build the models, then test them, on the pipeline's destination; returns seconds per
     model, in build order.
 
-    ``as_of`` (default: today, UTC) is the date expiry and day counts are judged
-    against. ``select`` is dbt's node selection (``voucher_expiry+``, ``marts``,
+    ``as_of`` (default: the API's date at the last load, see :func:`api_date`) is the
+    date expiry and day counts are judged against. ``select`` is dbt's node selection (``voucher_expiry+``, ``marts``,
     ...): only those models and their tests are built, the others stay as they are.
     Raises TransformError when nothing is loaded yet, or a model or test fails.
     """
-    as_of = as_of or today_utc()
+    as_of = as_of or api_date(pipeline)
     with pipeline.sql_client() as client:
         _check_sources(client)
     work_dir = dbt_work_dir(pipeline)
@@ -254,91 +257,10 @@ def release_duckdb() -> None:
         manager.close_all_connections()
 
 
-# -- headlines -------------------------------------------------------------------------------
-
-
-def _open(pipeline_or_client: Any) -> ContextManager[Any]:
-    """A pipeline's SQL client to open, or an already open client to use as it is."""
-    if isinstance(pipeline_or_client, dlt.Pipeline):
-        return pipeline_or_client.sql_client()
-    return nullcontext(pipeline_or_client)
-
-
-def headlines(pipeline_or_client: Any, as_of: dt.date | None = None) -> list[str]:
-    """Two or three readable lines from the marts: utilization, money, what expires soon.
-
-    ``pipeline_or_client`` is a dlt pipeline or an open dlt SQL client. Windows
-    ("within 30 days") count from ``as_of``, default the date the marts were built for.
-    """
-    with _open(pipeline_or_client) as client:
-        q = client.make_qualified_table_name
-        totals = client.execute_sql(
-            f"""
-            select
-                max(as_of_date),
-                count(*),
-                count(*) filter (where voucher_status = 'used'),
-                count(*) filter (where voucher_status in ('assigned_unused', 'reserved', 'unassigned')),
-                count(*) filter (where voucher_status = 'expired_unused'),
-                count(*) filter (where voucher_status = 'deactivated')
-            from {q('voucher_status')}
-            """
-        )[0]
-        money = client.execute_sql(
-            f"""
-            select
-                count(*),
-                sum(amount_paid),
-                sum(value_used),
-                sum(value_redeemable),
-                sum(value_expired_unused)
-            from {q('voucher_utilization')}
-            """
-        )[0]
-        built_for, vouchers, used, redeemable, expired, deactivated = totals
-        start = as_of or built_for or today_utc()
-        soon = client.execute_sql(
-            f"""
-            select
-                count(*) filter (where expires_on <= {date_literal(start + dt.timedelta(days=30))}),
-                sum(value_at_risk) filter (where expires_on <= {date_literal(start + dt.timedelta(days=30))}),
-                count(*),
-                sum(value_at_risk),
-                count(*) filter (where is_assigned)
-            from {q('voucher_expiry')}
-            where expires_on >= {date_literal(start)}
-                and expires_on <= {date_literal(start + dt.timedelta(days=90))}
-            """
-        )[0]
-    purchases, paid, value_used, value_redeemable, breakage = (money[0], *(float(v or 0) for v in money[1:]))
-    soon_30, value_30, soon_90, value_90, assigned_90 = soon
-    share = 100 * used / vouchers if vouchers else 0.0
-    assigned_share = 100 * assigned_90 / soon_90 if soon_90 else 0.0
-    return [
-        f"As of {built_for}: {vouchers:,} vouchers on {purchases:,} purchases; {used:,} used ({share:.1f}%), "
-        f"{redeemable:,} still redeemable, {expired:,} expired unused, {deactivated:,} deactivated.",
-        f"Money: {paid:,.2f} paid; value used {value_used:,.2f}, still redeemable {value_redeemable:,.2f}, "
-        f"lost to expiry (breakage) {breakage:,.2f}.",
-        f"Expiring from {start}: {soon_30:,} unused vouchers worth {float(value_30 or 0):,.2f} within 30 days, "
-        f"{soon_90:,} worth {float(value_90 or 0):,.2f} within 90 days ({assigned_share:.0f}% of those assigned).",
-    ]
-
-
-def format_timings(timings: dict[str, float]) -> str:
-    """The per-model build times, for the CLI."""
-    width = max((len(name) for name in timings), default=10)
-    lines = [f"Built {len(timings)} models in {sum(timings.values()):.2f}s:"]
-    lines += [f"  {name:<{width}}  {seconds:>7.2f}s" for name, seconds in timings.items()]
-    return "\n".join(lines)
-
-
 __all__: list[str] = [
     "TRANSFORMS_DIR",
     "TransformError",
-    "date_literal",
     "dbt_work_dir",
-    "format_timings",
-    "headlines",
     "release_duckdb",
     "run_transforms",
     "today_utc",

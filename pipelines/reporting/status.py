@@ -8,10 +8,10 @@ from typing import Any
 
 import dlt
 
-from .counters import last_check
-from .load import table_counts
-from .publishing import published_info, working_file
-from .warehouse import tables
+from ..load import duckdb_file, table_counts
+from ..load.counters import last_check
+from ..load.warehouse import tables
+from ..publishing import published_info
 
 
 def last_successful_load(client: Any) -> dt.datetime | None:
@@ -35,7 +35,7 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: 
             last = last_successful_load(client)
             check = last_check(client)
             rows = table_counts(pipeline, client) if last and pipeline.default_schema_name else {}
-    duckdb_file = working_file(pipeline)
+    working = duckdb_file(pipeline)
     age_hours = (now - last).total_seconds() / 3600 if last else None
     vouchers_state: dict[str, Any] = {}
     if pipeline.default_schema_name:
@@ -56,7 +56,7 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: 
         "last_nightly": vouchers_state.get("last_nightly"),
         "rows": rows,
         "counter_check": check,
-        "published": published_info(duckdb_file) if duckdb_file else None,
+        "published": published_info(working) if working else None,
     }
 
 
@@ -91,5 +91,5 @@ def format_status(status: dict[str, Any]) -> str:
 
 def _warehouse_exists(pipeline: dlt.Pipeline) -> bool:
     """Whether there is a warehouse to ask (a DuckDB file is not created just to say it is empty)."""
-    path = working_file(pipeline)
+    path = duckdb_file(pipeline)
     return path is None or os.path.exists(path)

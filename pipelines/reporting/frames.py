@@ -1,4 +1,4 @@
-"""Marts as pandas DataFrames, for notebooks: ``from pipelines.frames import mart; mart("voucher_expiry")``."""
+"""Marts as pandas DataFrames, for notebooks: ``from pipelines.reporting.frames import mart; mart("voucher_expiry")``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import dlt
 import duckdb
 import pandas
 
-from .load import DATASET_NAME, make_destination
+from ..load import DATASET_NAME, make_destination
 
 
 def mart(

@@ -7,13 +7,13 @@ The profile ``certiverse`` has two targets on the pipeline's destination:
   ``dbt build`` by hand gets;
 - ``build``: the models are built in the **build schema** ``<dataset>_build``,
   out of readers' sight, and ``run_transforms`` moves them into the dataset
-  afterwards (Postgres, see ``pipelines/transform.py``).
+  afterwards (Postgres, see ``pipelines/transform/runner.py``).
 
 Both read the raw tables from the dataset (var ``certiverse_schema``). The
 profile holds the Postgres password, so it is written only into a folder of its
 own (mode 0700, file 0600) and never printed or logged.
 
-``python -m pipelines.dbt_profile [--destination postgres] [--duckdb-file F] --profiles-dir DIR``
+``python -m pipelines.transform.profile [--destination postgres] [--duckdb-file F] --profiles-dir DIR``
 writes the profile for running ``dbt`` by hand (README, "dbt").
 """
 
@@ -117,9 +117,9 @@ def temporary_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the profile for running dbt by hand; prints where, never what."""
-    from .load import make_pipeline
+    from ..load import make_pipeline
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines.dbt_profile", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipelines.transform.profile", description=__doc__.split("\n")[0])
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
     parser.add_argument("--duckdb-file", help="DuckDB file (default: dlt's config, else warehouse.duckdb)")
     parser.add_argument("--profiles-dir", default=".certiverse/dbt", help="folder to write profiles.yml into")

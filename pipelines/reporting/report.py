@@ -1,7 +1,7 @@
 """`certiverse report`: one self-contained HTML page of charts, read from the marts.
 
 The page needs no network to be viewed: charts are inline SVG drawn by
-``pipelines.charts``, styles are inline, and no font, script or image is fetched.
+``pipelines.reporting.charts``, styles are inline, and no font, script or image is fetched.
 All numbers come from the marts (docs/marts.md) through the pipeline's SQL client,
 in SQL that runs on DuckDB and Postgres alike.
 """
@@ -19,9 +19,9 @@ from typing import Any
 
 import dlt
 
+from ..load import duckdb_file
 from .charts import Column, Segment, StackedRow, month_columns, stacked_bars
-from .publishing import working_file
-from .transform import date_literal, headlines
+from .headlines import date_literal, headlines
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class ReportData:
 
 def read_report_data(pipeline: dlt.Pipeline, as_of: dt.date | None = None) -> ReportData:
     """Read the report's numbers from the marts; ``as_of`` defaults to the date the marts were built for."""
-    path = working_file(pipeline)
+    path = duckdb_file(pipeline)
     if path and not os.path.exists(path):
         raise ReportError(f"no DuckDB file at {path}: load it and build the marts with `certiverse run` "
                           "(or `certiverse load`, then `certiverse transform`)")

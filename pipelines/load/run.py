@@ -1,4 +1,4 @@
-"""Build and run the Certiverse → warehouse pipeline."""
+"""One load: local state in line with the warehouse, the extract and load, the counter check, the figures."""
 
 from __future__ import annotations
 
@@ -10,29 +10,18 @@ from typing import Any, Callable
 
 import dlt
 from dlt.common.pipeline import LoadInfo
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from sources.certiverse import RequestStats, certiverse_source
 
+from ..locks import exclusive, retry_when_locked
+from ..publishing.targets import published_hint
 from . import counters
 from .counters import CounterCheck
-from .locks import exclusive, retry_when_locked
-from .publishing import Targets, working_file
+from .pipeline import FILE_FORMATS, RESOURCES, duckdb_file
 from .snapshot import read_snapshot
 from .warehouse import align_with_warehouse, tables
 
 log = logging.getLogger(__name__)
-
-PIPELINE_NAME = "certiverse"
-DATASET_NAME = "certiverse"
-RESOURCES = ("partners", "programs", "purchases", "vouchers")
-# dlt's own default, <pipeline>.duckdb, is certiverse.duckdb: DuckDB then cannot tell the
-# file's catalog from the dataset `certiverse` ("Ambiguous reference to catalog or schema").
-DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
-DUCKDB_MEMORY_LIMIT = "128MB"
-# Columnar files load ~30x faster than dlt's default INSERT statements (shared/dlt-notes.md).
-FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv"}
-
 
 @dataclass
 class LoadResult:
@@ -47,49 +36,6 @@ class LoadResult:
     counter_check: CounterCheck | None = None
     full_read_reason: str | None = None  # why everything was read though the warehouse had data
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the run, for benchmarks
-
-
-def make_destination(destination: str = "duckdb", credentials: Any = None, *, read_only: bool = False) -> Any:
-    """A dlt destination; ``credentials`` None means dlt's config (`.dlt/`, env).
-
-    ``read_only`` opens a DuckDB file for reading only, so that other readers do not lock it out
-    (`status`, `report`).
-    """
-    if destination == "duckdb":
-        target = credentials or dlt.secrets.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
-        if isinstance(target, str):
-            # DuckDB may take 80% of RAM for a merge; past this limit it spills to disk instead,
-            # so the run's memory does not grow with the tenant.
-            limit = dlt.config.get("destination.duckdb.memory_limit") or DUCKDB_MEMORY_LIMIT
-            target = DuckDbCredentials(target, read_only=read_only, global_config={"memory_limit": str(limit)})
-        return dlt.destinations.duckdb(credentials=target)
-    if destination == "postgres":
-        return dlt.destinations.postgres(credentials=credentials) if credentials else dlt.destinations.postgres()
-    raise ValueError(f"unknown destination {destination!r}: use duckdb or postgres")
-
-
-def make_pipeline(
-    destination: str = "duckdb",
-    credentials: Any = None,
-    *,
-    pipelines_dir: str | None = None,
-    pipeline_name: str = PIPELINE_NAME,
-    dataset_name: str = DATASET_NAME,
-    progress: Any = None,
-    read_only: bool = False,
-) -> dlt.Pipeline:
-    """The project's pipeline on DuckDB (default) or Postgres (``read_only``: see :func:`make_destination`)."""
-    kwargs: dict[str, Any] = {}
-    if pipelines_dir:
-        kwargs["pipelines_dir"] = pipelines_dir
-    if progress:
-        kwargs["progress"] = progress
-    return dlt.pipeline(
-        pipeline_name=pipeline_name,
-        destination=make_destination(destination, credentials, read_only=read_only),
-        dataset_name=dataset_name,
-        **kwargs,
-    )
 
 
 def run_load(
@@ -123,10 +69,10 @@ def run_load(
     # rows_written() and analysts tell loads apart by it.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     file_format = FILE_FORMATS.get(pipeline.destination.destination_name)
-    duckdb_file = working_file(pipeline)
+    working = duckdb_file(pipeline)
 
     def locked(action: Callable[[], Any]) -> Any:
-        return retry_when_locked(action, duckdb_file, on_wait=on_wait, published=_published_hint(duckdb_file))
+        return retry_when_locked(action, working, on_wait=on_wait, published=published_hint(working))
 
     def repair(codes: list[str]) -> Any:
         source = certiverse_source(stats=stats, reread_purchases=codes, **options).with_resources("vouchers")
@@ -226,16 +172,6 @@ def _extracted(pipeline: dlt.Pipeline) -> dict[str, int]:
     if not trace or not trace.last_normalize_info:
         return {}
     return {t: n for t, n in trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
-
-
-def _published_hint(duckdb_file: str | None) -> str | None:
-    """The published copy's path, for the message a locked working file ends with."""
-    if duckdb_file is None:
-        return None
-    try:
-        return str(Targets.for_warehouse(duckdb_file).duckdb_file or "") or None
-    except Exception:  # a bad [publish] setting must not hide the lock message
-        return None
 
 
 def table_counts(pipeline: dlt.Pipeline, client: Any) -> dict[str, int]:

@@ -1,0 +1,12 @@
+"""Building the marts: the dbt project in ``transforms/`` run in-process by dbt's runner.
+
+``runner.py``: ``run_transforms`` (dbt run, then dbt test, on one manifest); ``profile.py``: the
+dbt profile derived from the pipeline's dlt configuration (``python -m pipelines.transform.profile``
+writes one for dbt by hand); ``swap.py``: how readers never see a mix of two runs' marts;
+``marts_doc.py``: docs/marts.md from the models' descriptions.
+"""
+
+from .runner import TRANSFORMS_DIR, TransformError, api_date, dbt_work_dir, release_duckdb, run_transforms, today_utc
+
+__all__ = ["TRANSFORMS_DIR", "TransformError", "api_date", "dbt_work_dir", "release_duckdb", "run_transforms",
+           "today_utc"]
