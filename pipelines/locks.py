@@ -35,13 +35,18 @@ class WarehouseLockedError(RuntimeError):
     """The DuckDB file stayed locked by another process for the whole wait."""
 
     def __init__(self, path: str, holder: str, waited: float, published: str | None = None) -> None:
+        super().__init__(path, holder, waited)
+        self.path, self.holder, self.waited, self.published = path, holder, waited, published
+
+    def __str__(self) -> str:
+        return self.explain(self.published)
+
+    def explain(self, published: str | None) -> str:
+        """The one message, naming the published copy readers should open when it is known."""
         readers = (f"; readers should open the published copy {published} instead (read-only)" if published
                    else "; readers should open the published copy instead (see `certiverse status`)")
-        super().__init__(
-            f"the DuckDB file {path} is locked by {holder} and stayed locked for {waited:.0f} s: "
-            f"close that connection and run again{readers}"
-        )
-        self.path, self.holder = path, holder
+        return (f"the DuckDB file {self.path} is locked by {self.holder} and stayed locked for {self.waited:.0f} s: "
+                f"close that connection and run again{readers}")
 
 
 @contextmanager

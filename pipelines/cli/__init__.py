@@ -49,7 +49,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
     from ..locks import WarehouseLockedError, lock_holder
-    from ..publishing import PublishError
+    from ..publishing import PublishError, published_hint
 
     seen: BaseException | None = exc
     while seen is not None:
@@ -59,7 +59,9 @@ def classify(exc: BaseException) -> tuple[int, str]:
             return EXIT_CONFIG, str(seen)
         if isinstance(seen, ConfigFieldMissingException):
             return _missing_config(seen)
-        if isinstance(seen, (WarehouseLockedError, PublishError)):
+        if isinstance(seen, WarehouseLockedError):
+            return EXIT_DESTINATION, seen.explain(seen.published or published_hint(seen.path))
+        if isinstance(seen, PublishError):
             return EXIT_DESTINATION, str(seen)
         if isinstance(seen, (ApiUnavailableError, CertiverseError)):
             return EXIT_API, str(seen)

@@ -14,7 +14,6 @@ from dlt.common.pipeline import LoadInfo
 from sources.certiverse import RequestStats, certiverse_source
 
 from ..locks import exclusive, retry_when_locked
-from ..publishing.targets import published_hint
 from . import counters
 from .counters import CounterCheck
 from .pipeline import FILE_FORMATS, RESOURCES, duckdb_file
@@ -72,7 +71,7 @@ def run_load(
     working = duckdb_file(pipeline)
 
     def locked(action: Callable[[], Any]) -> Any:
-        return retry_when_locked(action, working, on_wait=on_wait, published=published_hint(working))
+        return retry_when_locked(action, working, on_wait=on_wait)
 
     def repair(codes: list[str]) -> Any:
         source = certiverse_source(stats=stats, reread_purchases=codes, **options).with_resources("vouchers")
