@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.run import RESULTS, Simulator
@@ -63,8 +64,7 @@ def main() -> None:
         figures["transforms_s"] = time.perf_counter() - started
         figures["warehouse_bytes"] = warehouse.stat().st_size
         targets = Targets.for_warehouse(warehouse)
-        for label, only in (("duckdb", Targets(targets.duckdb_file, None, targets.storage_version)),
-                            ("parquet", Targets(None, targets.parquet_dir, targets.storage_version))):
+        for label, only in (("duckdb", replace(targets, parquet_dir=None)), ("parquet", replace(targets, duckdb_file=None))):
             publication = publish(pipeline, only)
             assert publication is not None
             figures[f"publish_{label}_s"] = publication.seconds

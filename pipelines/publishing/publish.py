@@ -13,13 +13,14 @@ writes, from the working file:
 
 each built beside its target and swapped in atomically (``swap``). The relations:
 every mart (the dataset's tables that dlt did not load), the current state of
-every resource (child tables included; ``vouchers`` holds current versions only),
+every resource (child tables included; ``vouchers`` holds current versions only, in the
+DuckDB copy as a view over the history),
 ``voucher_history`` (every version of every voucher, dlt's scd2 table), and
 ``publication`` (one row: when, from which load, in which storage version).
 
 Configured the dlt way, ``[publish]`` in ``.dlt/config.toml`` or ``PUBLISH__*``:
 ``enabled`` (true), ``duckdb_file``, ``parquet_dir``, ``parquet`` (true),
-``storage_version`` ("v1.4.0").
+``storage_version`` ("v1.4.0"), ``memory_limit`` (DuckDB's while it writes the copy, "256MB").
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import dlt
 
@@ -44,6 +45,7 @@ from .targets import Targets
 log = logging.getLogger(__name__)
 
 HISTORY = "voucher_history"
+CURRENT = "_dlt_valid_to is null"  # dlt's scd2: the current version of a voucher
 INFO = "publication"
 _INTERNAL = re.compile(r"^_")  # dlt's _dlt_* tables and the loader's own _certiverse_* bookkeeping
 
@@ -90,16 +92,35 @@ def publish(pipeline: dlt.Pipeline, targets: Targets | None = None) -> Publicati
         publication = Publication(targets.duckdb_file, targets.parquet_dir, targets.storage_version,
                                   dt.datetime.now(dt.timezone.utc), load_id)
         connection = client.native_connection
-        if targets.duckdb_file is not None:
-            publication.relations = _write_duckdb(connection, relations, targets, publication)
-            publication.bytes += targets.duckdb_file.stat().st_size
-        if targets.parquet_dir is not None:
-            publication.relations = _write_parquet(connection, relations, targets.parquet_dir, publication)
-            publication.bytes += sum(p.stat().st_size for p in targets.parquet_dir.resolve().iterdir())
+        with _settings(connection, memory_limit=targets.memory_limit, preserve_insertion_order="false"):
+            if targets.duckdb_file is not None:
+                publication.relations = _write_duckdb(connection, relations, targets, publication)
+                publication.bytes += targets.duckdb_file.stat().st_size
+            if targets.parquet_dir is not None:
+                publication.relations = _write_parquet(connection, relations, targets.parquet_dir, publication)
+                publication.bytes += sum(p.stat().st_size for p in targets.parquet_dir.resolve().iterdir())
     publication.seconds = time.monotonic() - started
     log.info("published %d relations in %.1f s (%s bytes)", len(publication.relations), publication.seconds,
              f"{publication.bytes:,}")
     return publication
+
+
+@contextlib.contextmanager
+def _settings(connection: Any, **settings: str) -> Iterator[None]:
+    """DuckDB settings for the copy, put back afterwards (the connection is the loader's).
+
+    Measured on the large tenant (1M vouchers, 2 cores): with the loader's 128MB and insertion
+    order kept, the copy took 18 s; rows in no particular order (a table has none) and 256MB
+    (the process stays below the load's own peak) brought it to ~7 s.
+    """
+    before = {name: connection.execute(f"select current_setting('{name}')").fetchone()[0] for name in settings}
+    try:
+        for name, value in settings.items():
+            connection.execute(f"set {name} = '{value}'")
+        yield
+    finally:
+        for name, value in before.items():
+            connection.execute(f"set {name} = '{value}'")
 
 
 def _relations(client: Any, pipeline: dlt.Pipeline) -> dict[str, str]:
@@ -114,8 +135,9 @@ def _relations(client: Any, pipeline: dlt.Pipeline) -> dict[str, str]:
             continue
         qualified = client.make_qualified_table_name(name)
         if name == "vouchers":
-            out["vouchers"] = f"select * from {qualified} where _dlt_valid_to is null"
+            # History first: the DuckDB copy's `vouchers` is a view over it (see _write_duckdb).
             out[HISTORY] = f"select * from {qualified}"
+            out["vouchers"] = f"select * from {qualified} where {CURRENT}"
         elif name == HISTORY:
             raise PublishError(f"a table named {HISTORY} in the dataset would hide the voucher history: rename it")
         else:
@@ -145,7 +167,12 @@ def _write_duckdb(connection: Any, relations: dict[str, str], targets: Targets, 
         # three times as long on the default tenant).
         connection.execute("begin")
         for name, select in relations.items():
-            connection.execute(f'create table published.main."{name}" as {select}')
+            if name == "vouchers":
+                # The current versions, as a view over the history: a million-row copy less to write
+                # (2 s and 90 MB on the large tenant). Unqualified, the view reads its own file's table.
+                connection.execute(f"create view published.main.vouchers as select * from {HISTORY} where {CURRENT}")
+            else:
+                connection.execute(f'create table published.main."{name}" as {select}')
             counts[name] = connection.execute(f'select count(*) from published.main."{name}"').fetchone()[0]
         connection.execute(
             f"create table published.main.{INFO} as select cast(? as timestamptz) as published_at, "
@@ -175,7 +202,9 @@ def _write_parquet(connection: Any, relations: dict[str, str], target: Path, pub
     counts: dict[str, int] = {}
     for name, select in relations.items():
         path = scratch / f"{name}.parquet"
-        connection.execute(f"copy ({select}) to '{_literal(path)}' (format parquet, compression zstd)")
+        # zstd at level 1: as small as the default level 3 here, and ~10% faster to write.
+        connection.execute(f"copy ({select}) to '{_literal(path)}' (format parquet, compression zstd, "
+                           "compression_level 1)")
         counts[name] = connection.execute(f"select count(*) from read_parquet('{_literal(path)}')").fetchone()[0]
     info = scratch / f"{INFO}.parquet"
     connection.execute(

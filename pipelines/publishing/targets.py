@@ -12,6 +12,7 @@ import dlt
 from .atomic import PublishError
 
 DEFAULT_STORAGE_VERSION = "v1.4.0"
+DEFAULT_MEMORY_LIMIT = "256MB"  # DuckDB's memory while it writes the copy (see publish._settings)
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Targets:
     duckdb_file: Path | None
     parquet_dir: Path | None
     storage_version: str
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
 
     @classmethod
     def for_warehouse(cls, working_file: str | os.PathLike[str]) -> "Targets":
@@ -34,9 +36,10 @@ class Targets:
         if _flag("publish.parquet", True):
             parquet_dir = Path(dlt.config.get("publish.parquet_dir") or working.with_name(f"{stem}_parquet"))
         version = str(dlt.config.get("publish.storage_version") or DEFAULT_STORAGE_VERSION)
+        memory = str(dlt.config.get("publish.memory_limit") or DEFAULT_MEMORY_LIMIT)
         if duckdb_file.resolve() == working:
             raise PublishError(f"[publish] duckdb_file is the working warehouse itself ({working}): pick another file")
-        return cls(duckdb_file.absolute(), parquet_dir.absolute() if parquet_dir else None, version)
+        return cls(duckdb_file.absolute(), parquet_dir.absolute() if parquet_dir else None, version, memory)
 
 
 def _flag(key: str, default: bool) -> bool:
