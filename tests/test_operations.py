@@ -110,3 +110,19 @@ def test_duckdb_memory_is_capped_and_the_cap_is_configurable(tmp_path, monkeypat
     assert limit() == "122.0 MiB"  # 128MB, as DuckDB prints it
     monkeypatch.setenv("DESTINATION__DUCKDB__MEMORY_LIMIT", "1GB")
     assert limit() == "953.6 MiB"
+
+
+def test_a_relative_duckdb_file_is_the_one_in_this_folder_whatever_an_earlier_run_stored(
+    small_tenant_template, simulator, tmp_path, monkeypatch
+):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    pipelines = str(tmp_path / "p")
+    monkeypatch.chdir(first)
+    with simulator(small_tenant_template) as (app, url):
+        run_load(make_pipeline("duckdb", "w.duckdb", pipelines_dir=pipelines), base_url=url, api_token=app.token)
+        monkeypatch.chdir(second)
+        # The same pipeline, started elsewhere: its state remembers first/w.duckdb.
+        run_load(make_pipeline("duckdb", "w.duckdb", pipelines_dir=pipelines), base_url=url, api_token=app.token)
+    assert (first / "w.duckdb").exists() and (second / "w.duckdb").exists()
+    assert main(["status", "--duckdb-file", "w.duckdb", "--pipelines-dir", pipelines]) == EXIT_OK

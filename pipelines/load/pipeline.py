@@ -27,6 +27,11 @@ def make_destination(destination: str = "duckdb", credentials: Any = None, *, re
     """
     if destination == "duckdb":
         target = credentials or dlt.secrets.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
+        if isinstance(target, str) and not target.startswith(":"):
+            # Relative to where the command runs. Given a relative path, dlt would take a path an
+            # earlier run of the same pipeline stored in its state (another folder: seen with the
+            # shared default pipelines folder), or dlt's local_dir, not this folder.
+            target = os.path.abspath(target)
         if isinstance(target, str):
             # DuckDB may take 80% of RAM for a merge; past this limit it spills to disk instead,
             # so the run's memory does not grow with the tenant.
