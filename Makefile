@@ -28,7 +28,7 @@ bench: setup
 docs: setup
 	test -f certiverse_demo.duckdb || $(BIN)/certiverse demo
 	$(BIN)/python -m pipelines.transform.marts_doc
-	$(BIN)/python -m pipelines.transform.profile --duckdb-file certiverse_demo.duckdb --profiles-dir .certiverse/dbt
+	$(BIN)/certiverse dbt-profile --duckdb-file certiverse_demo.duckdb --profiles-dir .certiverse/dbt
 	$(BIN)/dbt docs generate --static --project-dir transforms --profiles-dir .certiverse/dbt \
 		--no-send-anonymous-usage-stats --quiet
 	@echo "dbt docs: transforms/target/static_index.html"

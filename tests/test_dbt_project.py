@@ -15,10 +15,10 @@ import pytest
 import sqlglot
 import yaml
 
-from pipelines.transform import marts_doc
-from pipelines.transform import profile as dbt_profile
+from pipelines.cli import main
 from pipelines.load import make_pipeline, run_load
-from pipelines.transform import TRANSFORMS_DIR, release_duckdb
+from pipelines.transform import TRANSFORMS_DIR, marts_doc, release_duckdb
+from pipelines.transform import profile as dbt_profile
 from simulator import SimulatorApp, Tenant, serve
 
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -87,7 +87,7 @@ def dbt_built_duckdb(tenant: Tenant, tmp_path_factory: pytest.TempPathFactory) -
     """The small tenant loaded into DuckDB, then `dbt build` run by hand with the project's profile."""
     root = tmp_path_factory.mktemp("dbt_duckdb")
     pipeline = load(tenant, make_pipeline("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd")))
-    assert dbt_profile.main(["--duckdb-file", str(root / "w.duckdb"), "--profiles-dir", str(root / "profile")]) == 0
+    assert main(["dbt-profile", "--duckdb-file", str(root / "w.duckdb"), "--profiles-dir", str(root / "profile")]) == 0
     built = dbt_cli("build", "--project-dir", str(TRANSFORMS_DIR), "--profiles-dir", str(root / "profile"),
                     "--target-path", str(root / "target"), "--log-path", str(root / "logs"), "--vars", dbt_vars(tenant))
     assert built.returncode == 0, built.stdout[-3000:]
@@ -109,7 +109,7 @@ def test_dbt_build_with_the_project_profile_passes_on_postgres(
 ) -> None:
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_server.create_database("certiverse_dbt"))
     pipeline = load(tenant, make_pipeline("postgres", pipelines_dir=str(tmp_path / "pd")))
-    assert dbt_profile.main(["--destination", "postgres", "--profiles-dir", str(tmp_path / "profile")]) == 0
+    assert main(["dbt-profile", "--destination", "postgres", "--profiles-dir", str(tmp_path / "profile")]) == 0
     built = dbt_cli("build", "--project-dir", str(TRANSFORMS_DIR), "--profiles-dir", str(tmp_path / "profile"),
                     "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
                     "--vars", dbt_vars(tenant))
@@ -138,7 +138,7 @@ def test_the_profile_is_written_privately_and_only_its_path_is_printed(
 ) -> None:
     secret = "pg-secret-" + os.urandom(4).hex()
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", f"postgresql://someone:{secret}@127.0.0.1:5/db")
-    assert dbt_profile.main(["--destination", "postgres", "--profiles-dir", str(tmp_path / "p")]) == 0
+    assert main(["dbt-profile", "--destination", "postgres", "--profiles-dir", str(tmp_path / "p")]) == 0
     printed = capsys.readouterr()
     assert secret not in printed.out + printed.err
     path = tmp_path / "p" / "profiles.yml"

@@ -223,3 +223,17 @@ def cmd_purchase_create(args: argparse.Namespace) -> int:
         print(f"Created purchase {created.get('voucherPurchaseCode')}: {created.get('quantity')} vouchers of "
               f"{created.get('programName')} for {created.get('partnerName')} (status {created.get('status')}).")
     return EXIT_OK
+
+
+def cmd_dbt_profile(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ..load import make_pipeline
+    from ..transform.profile import write_profile
+
+    # The profile needs the destination's configuration, not a pipeline's state: a throwaway
+    # pipelines folder keeps dlt from reading (and warning about) the state of another run.
+    with tempfile.TemporaryDirectory(prefix="certiverse-dbt-profile-state-") as state:
+        pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=state)
+        print(write_profile(pipeline, args.profiles_dir))
+    return EXIT_OK

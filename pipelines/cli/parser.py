@@ -121,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--json", action="store_true", help="print what was written as JSON")
     publish.set_defaults(handler=handlers.cmd_publish)
 
+    profile = commands.add_parser(
+        "dbt-profile",
+        help="write the dbt profile for running dbt by hand on this warehouse",
+        description="Write profiles.yml (mode 0600) for running dbt on transforms/ by hand, derived from the same "
+        "dlt configuration the load uses (destination credentials, the DuckDB file and its memory_limit); "
+        "prints where it went, never what it holds. `certiverse transform` needs none of this.",
+    )
+    profile.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
+    profile.add_argument("--duckdb-file", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)")
+    profile.add_argument("--profiles-dir", default=".certiverse/dbt", help="folder to write profiles.yml into")
+    profile.set_defaults(handler=handlers.cmd_dbt_profile)
+
     report = commands.add_parser(
         "report",
         help="write an HTML page of charts from the marts",

@@ -13,13 +13,12 @@ Both read the raw tables from the dataset (var ``certiverse_schema``). The
 profile holds the Postgres password, so it is written only into a folder of its
 own (mode 0700, file 0600) and never printed or logged.
 
-``python -m pipelines.transform.profile [--destination postgres] [--duckdb-file F] --profiles-dir DIR``
-writes the profile for running ``dbt`` by hand (README, "dbt").
+``certiverse dbt-profile [--destination postgres] [--duckdb-file F] [--profiles-dir DIR]`` writes the
+profile for running ``dbt`` by hand (README, "dbt by hand").
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
@@ -113,25 +112,3 @@ def temporary_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
         yield Path(directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write the profile for running dbt by hand; prints where, never what."""
-    from ..load import make_pipeline
-
-    parser = argparse.ArgumentParser(prog="python -m pipelines.transform.profile", description=__doc__.split("\n")[0])
-    parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
-    parser.add_argument("--duckdb-file", help="DuckDB file (default: dlt's config, else warehouse.duckdb)")
-    parser.add_argument("--profiles-dir", default=".certiverse/dbt", help="folder to write profiles.yml into")
-    args = parser.parse_args(argv)
-    credentials = args.duckdb_file if args.destination == "duckdb" else None
-    # the profile needs the destination's configuration, not a pipeline's state: a throwaway
-    # pipelines folder keeps dlt from reading (and warning about) the state of another run
-    with tempfile.TemporaryDirectory(prefix="certiverse-dbt-profile-state-") as state:
-        pipeline = make_pipeline(args.destination, credentials, pipelines_dir=state)
-        print(write_profile(pipeline, args.profiles_dir))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
