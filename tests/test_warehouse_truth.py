@@ -19,6 +19,12 @@ def load(pipeline, app, url, tenant, **kwargs):
     return run_load(pipeline, base_url=url, api_token=app.token, source_options=options, **kwargs)
 
 
+def leave_a_package_pending(pipeline, app, url, tenant) -> None:
+    """What a crash after the extract leaves: a package of tonight's changes that no load took."""
+    pipeline.extract(certiverse_source(base_url=url, api_token=app.token, record_cap=CAP, as_of=tenant.now()))
+    assert pipeline.has_pending_data
+
+
 def assert_equals_the_api(pipeline, tenant) -> None:
     for resource in RESOURCES:
         assert differences(pipeline, resource, tenant.records(resource)) == [], resource
@@ -48,8 +54,7 @@ def test_an_empty_warehouse_with_the_dataset_schema_but_no_tables_is_read_again_
         load(pipeline, app, url, small_tenant)
         small_tenant.advance_day()
         # Left pending by a crash: dlt's run() would load only this package and extract nothing.
-        pipeline.extract(certiverse_source(base_url=url, api_token=app.token, record_cap=CAP,
-                                           as_of=small_tenant.now()))
+        leave_a_package_pending(pipeline, app, url, small_tenant)
         duckdb_file.unlink()
         with duckdb.connect(str(duckdb_file)) as con:
             con.execute("create schema certiverse")  # the dataset exists, as in a database made ready by hand
@@ -99,10 +104,8 @@ def test_pending_packages_of_a_deleted_warehouse_are_dropped_not_loaded_into_the
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
         small_tenant.advance_day()
-        # A crash after extracting: a package of tonight's changes waits for a warehouse that then vanishes.
-        pipeline.extract(certiverse_source(base_url=url, api_token=app.token, record_cap=CAP,
-                                           as_of=small_tenant.now()))
-        assert pipeline.has_pending_data
+        # A package of tonight's changes waits for a warehouse that then vanishes.
+        leave_a_package_pending(pipeline, app, url, small_tenant)
         duckdb_file.unlink()
         result = load(pipeline, app, url, small_tenant)
     assert "no earlier load" in result.full_read_reason
@@ -114,8 +117,7 @@ def test_a_nightly_run_after_a_crash_finishes_the_pending_load_and_stays_nightly
     pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
-        pipeline.extract(certiverse_source(base_url=url, api_token=app.token, record_cap=CAP,
-                                           as_of=small_tenant.now()))
+        leave_a_package_pending(pipeline, app, url, small_tenant)
         result = load(pipeline, app, url, small_tenant)
     # A pending package explains the local state being one version ahead: nothing was lost.
     assert result.full_read_reason is None

@@ -7,8 +7,16 @@ nightly plan; ``counters.py``: every purchase checked against the API's counters
 ``run_load``, which chains them.
 """
 
-from .pipeline import DATASET_NAME, PIPELINE_NAME, RESOURCES, duckdb_file, make_destination, make_pipeline
+from .pipeline import (
+    DATASET_NAME,
+    PIPELINE_NAME,
+    RESOURCES,
+    duckdb_file,
+    make_destination,
+    make_pipeline,
+    vouchers_state,
+)
 from .run import LoadResult, rows_written, run_load, table_counts
 
 __all__ = ["DATASET_NAME", "PIPELINE_NAME", "RESOURCES", "LoadResult", "duckdb_file", "make_destination",
-           "make_pipeline", "rows_written", "run_load", "table_counts"]
+           "make_pipeline", "rows_written", "run_load", "table_counts", "vouchers_state"]

@@ -74,3 +74,12 @@ def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
     credentials = pipeline.destination.config_params.get("credentials")
     database = getattr(credentials, "database", credentials)
     return os.path.abspath(database) if isinstance(database, str) else None
+
+
+def vouchers_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The vouchers resource's state after the last run: ``mode`` (full or nightly), the rolling re-check's
+    ``night``, ``read_at`` (the API's clock when it read), the plan's counts."""
+    if not pipeline.default_schema_name:
+        return {}
+    state = pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {}).get("vouchers", {})
+    return dict(state)

@@ -16,7 +16,7 @@ from sources.certiverse import RequestStats, certiverse_source
 from ..locks import exclusive, retry_when_locked
 from . import counters
 from .counters import CounterCheck
-from .pipeline import FILE_FORMATS, RESOURCES, duckdb_file
+from .pipeline import FILE_FORMATS, RESOURCES, duckdb_file, vouchers_state
 from .snapshot import read_snapshot
 from .warehouse import align_with_warehouse, tables
 
@@ -89,7 +89,7 @@ def run_load(
         phases.update(_steps(pipeline))
         load_ids, extracted = list(info.loads_ids) if info else [], _extracted(pipeline)
         # A full read has just read every voucher afresh: what disagrees now is the API's own accounting.
-        read_afresh = _voucher_state(pipeline).get("mode") == "full"
+        read_afresh = vouchers_state(pipeline).get("mode") == "full"
         check, disagreeing, repair_info = timed("counter_check", lambda: _check_counters(
             pipeline, locked, None if read_afresh else repair))
         if repair_info is not None:
@@ -158,11 +158,6 @@ def _after_load(pipeline: dlt.Pipeline, check: CounterCheck, disagreeing: dict[s
     with pipeline.sql_client() as client:
         counters.record(client, check, disagreeing)
         return table_counts(pipeline, client), rows_written(pipeline, client, load_ids)
-
-
-def _voucher_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
-    """The vouchers resource's state (mode, rolling night, ...) after the last run."""
-    return pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {}).get("vouchers", {})
 
 
 def _extracted(pipeline: dlt.Pipeline) -> dict[str, int]:

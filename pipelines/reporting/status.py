@@ -8,7 +8,7 @@ from typing import Any
 
 import dlt
 
-from ..load import duckdb_file, table_counts
+from ..load import duckdb_file, table_counts, vouchers_state
 from ..load.counters import last_check
 from ..load.warehouse import tables
 from ..publishing import published_info
@@ -37,10 +37,7 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: 
             rows = table_counts(pipeline, client) if last and pipeline.default_schema_name else {}
     working = duckdb_file(pipeline)
     age_hours = (now - last).total_seconds() / 3600 if last else None
-    vouchers_state: dict[str, Any] = {}
-    if pipeline.default_schema_name:
-        resources = pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {})
-        vouchers_state = dict(resources.get("vouchers", {}))
+    state = vouchers_state(pipeline)
     return {
         "pipeline": pipeline.pipeline_name,
         "destination": pipeline.destination.destination_name if pipeline.destination else None,
@@ -50,10 +47,10 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: 
         "stale": age_hours is None or age_hours > freshness_hours,
         "pending_packages": list(pipeline.list_extracted_load_packages())
         + list(pipeline.list_normalized_load_packages()),
-        "last_mode": vouchers_state.get("mode"),
-        "recheck_night": vouchers_state.get("night"),
-        "last_full_at": vouchers_state.get("last_full_at"),
-        "last_nightly": vouchers_state.get("last_nightly"),
+        "last_mode": state.get("mode"),
+        "recheck_night": state.get("night"),
+        "last_full_at": state.get("last_full_at"),
+        "last_nightly": state.get("last_nightly"),
         "rows": rows,
         "counter_check": check,
         "published": published_info(working) if working else None,

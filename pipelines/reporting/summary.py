@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..load import vouchers_state
+
 
 def format_summary(result: Any, headlines: list[str] | None = None) -> str:
     """A few lines a person can read after a run: rows per table, requests, what the marts say."""
@@ -37,7 +39,7 @@ def _voucher_mode(result: Any) -> str:
     info = result.info
     if info is None or not getattr(info, "pipeline", None):
         return ""
-    state = info.pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {}).get("vouchers", {})
+    state = vouchers_state(info.pipeline)
     if state.get("mode") == "nightly":
         return f"nightly read, rolling re-check night {state.get('night')}"
     return "full read" if state.get("mode") else ""

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import dlt
 
+from ..load import vouchers_state
 from . import swap
 from .profile import BUILD_TARGET, DATASET_TARGET, build_schema, engine, temporary_profile
 
@@ -46,8 +47,7 @@ def api_date(pipeline: dlt.Pipeline) -> dt.date:
     """The API's date when the last load read the vouchers (its ``Date`` header, kept in the resource
     state as ``read_at``): the marts then judge expiry as the load did, whatever this machine's clock
     says. Today (UTC) if no load has said."""
-    state = pipeline.state.get("sources", {}).get("certiverse", {}).get("resources", {}).get("vouchers", {})
-    read_at = state.get("read_at")
+    read_at = vouchers_state(pipeline).get("read_at")
     return dt.datetime.fromisoformat(read_at).date() if read_at else today_utc()
 
 
