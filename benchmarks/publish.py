@@ -64,7 +64,8 @@ def main() -> None:
         figures["transforms_s"] = time.perf_counter() - started
         figures["warehouse_bytes"] = warehouse.stat().st_size
         targets = Targets.for_warehouse(warehouse)
-        for label, only in (("duckdb", replace(targets, parquet_dir=None)), ("parquet", replace(targets, duckdb_file=None))):
+        each_alone = (("duckdb", replace(targets, parquet_dir=None)), ("parquet", replace(targets, duckdb_file=None)))
+        for label, only in each_alone:
             publication = publish(pipeline, only)
             assert publication is not None
             figures[f"publish_{label}_s"] = publication.seconds

@@ -23,8 +23,9 @@ import dlt
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 180.0  # seconds: a query in a notebook ends; a forgotten connection does not
-_LOCK_MESSAGE = re.compile(r"Could not set lock on file .*?Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)",
-                           re.DOTALL)
+_LOCK_MESSAGE = re.compile(
+    r"Could not set lock on file .*?Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)", re.DOTALL
+)
 
 
 class PipelineBusyError(RuntimeError):

@@ -150,7 +150,8 @@ def test_the_readers_examples_in_the_readme_work_with_the_current_and_an_old_cli
         for lang, code in blocks:
             if lang == "sh" and not (bin_dir / "duckdb").exists():
                 continue  # the DuckDB CLI lives in the old client's environment only
-            command = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [str(bin_dir / "python"), "-c", code]
+            python = str(bin_dir / "python")
+            command = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [python, "-c", code]
             done = subprocess.run(command, cwd=published, capture_output=True, text=True,
                                   env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(published)})
             assert done.returncode == 0, f"{lang} block with {bin_dir}:\n{code}\n{done.stderr}"

@@ -168,7 +168,6 @@ def test_the_token_never_lands_in_state_packages_traces_logs_or_the_warehouse(
     assert token not in caplog.text
 
 
-
 def test_the_request_rate_limit_is_configurable_the_dlt_way(small_tenant_template, simulator, monkeypatch):
     from sources.certiverse import client as client_module
 

@@ -8,6 +8,7 @@ import datetime as dt
 from . import commands as handlers
 
 WORKERS_HELP = "queries fetched at once (default: [sources.certiverse] workers, else 16)"
+DUCKDB_FILE_HELP = "DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prints where it went, never what it holds. `certiverse transform` needs none of this.",
     )
     profile.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
-    profile.add_argument("--duckdb-file", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)")
+    profile.add_argument("--duckdb-file", help=DUCKDB_FILE_HELP)
     profile.add_argument("--profiles-dir", default=".certiverse/dbt", help="folder to write profiles.yml into")
     profile.set_defaults(handler=handlers.cmd_dbt_profile)
 
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_destination_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
-    parser.add_argument("--duckdb-file", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)")
+    parser.add_argument("--duckdb-file", help=DUCKDB_FILE_HELP)
     parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
     parser.add_argument(
         "--lock-timeout", type=float, metavar="SECONDS",

@@ -22,6 +22,7 @@ from .warehouse import align_with_warehouse, tables
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class LoadResult:
     """What one run did: dlt's load info, request counters, and its duration."""
@@ -82,7 +83,9 @@ def run_load(
     with exclusive(pipeline):
         reason = timed("align", lambda: locked(
             lambda: align_with_warehouse(pipeline, lambda: pipeline.run(loader_file_format=file_format))))
-        previous = None if full_refresh or reason else timed("snapshot", lambda: locked(lambda: read_snapshot(pipeline)))
+        previous = None
+        if not (full_refresh or reason):
+            previous = timed("snapshot", lambda: locked(lambda: read_snapshot(pipeline)))
         source = certiverse_source(stats=stats, full_refresh=full_refresh or bool(reason), previous=previous,
                                    **options)
         info = timed("run", lambda: locked(lambda: pipeline.run(source, loader_file_format=file_format)))

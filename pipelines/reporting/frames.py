@@ -1,4 +1,4 @@
-"""Marts as pandas DataFrames, for notebooks: ``from pipelines.reporting.frames import mart; mart("voucher_expiry")``."""
+"""Marts as pandas DataFrames, for notebooks: ``from pipelines.reporting import mart; mart("voucher_expiry")``."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ def date_literal(day: dt.date) -> str:
     return f"cast('{day.isoformat()}' as date)"
 
 
-
 def _open(pipeline_or_client: Any) -> ContextManager[Any]:
     """A pipeline's SQL client to open, or an already open client to use as it is."""
     if isinstance(pipeline_or_client, dlt.Pipeline):

@@ -26,7 +26,8 @@ def last_successful_load(client: Any) -> dt.datetime | None:
     return value
 
 
-def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0, now: dt.datetime | None = None) -> dict[str, Any]:
+def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0,
+                    now: dt.datetime | None = None) -> dict[str, Any]:
     """Last run and its age, rolling re-check position, pending packages, row counts, staleness."""
     now = now or dt.datetime.now(dt.timezone.utc)
     last, check, rows = None, None, {}

@@ -62,6 +62,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 @dlt.source(name="certiverse")
 def certiverse_source(
     base_url: str = dlt.config.value,
