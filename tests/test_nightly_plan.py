@@ -185,3 +185,24 @@ def test_the_nightly_read_fetches_open_vouchers_that_left_their_slice():
     assert sorted(ids) == sorted(v["id"] for v in vouchers)
     assert Query.of("vouchers", voucherCode=f"C-{vouchers[0]['id']}") in api.queries()
     assert read.counts["left_open"] == 1
+
+
+# -- how many records a query should return (for reading its pages side by side) --------------------
+
+def test_an_open_slice_is_expected_to_hold_the_live_vouchers_the_warehouse_has_there():
+    from sources.certiverse.nightly import expected_open_or_counted
+
+    expected = expected_open_or_counted(facts(), snapshot(ROWS).live)
+    assert expected(OPEN_SLICE) == len(ROWS)
+    assert expected(OPEN_SLICE.narrowed(storeExamCode="NARROW-1")) == 5 + 15
+    assert expected(OPEN_SLICE.narrowed(purchaseCode="W3")) == 2
+    assert expected(OPEN_SLICE.narrowed(storeExamCode="NO-SUCH-EXAM")) == 0
+
+
+def test_other_nightly_queries_are_expected_at_what_the_counters_say():
+    from sources.certiverse.nightly import expected_open_or_counted
+
+    expected = expected_open_or_counted(facts(), snapshot(ROWS).live)
+    n1 = NARROW[1]
+    assert expected(Query.of("vouchers", purchaseCode="N1")) == n1["quantityUsed"] + n1["quantityRemaining"]
+    assert expected(Query.of("vouchers", isUsed=True, isActive=False)) is None  # deactivated: counters say nothing

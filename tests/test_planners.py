@@ -201,3 +201,23 @@ def test_when_slices_cost_no_less_than_every_purchase_every_purchase_is_read_who
     assert ids == Counter(v["id"] for v in vouchers)
     assert all(set(q.params) == {"purchaseCode"} for q in api.queries())
     assert len(api.queries()) == len(SOLO + DUO)
+
+
+# -- how many records a query should return, by the counters -------------------------------------
+
+def test_the_counters_give_the_expected_size_of_slices_and_purchases():
+    from sources.certiverse.plans import expected_records
+
+    programs = [program("Solo", "S-1"), program("Duo", "D-1", "D-2")]
+    purchases = [purchase("P1", "Solo", quantity=30, used=10), purchase("P2", "Duo", quantity=50, used=5)]
+    known = voucher_facts(programs, purchases)
+    vouchers = Query.of("vouchers", isUsed=False)
+    assert expected_records(known, vouchers) == 20 + 45
+    assert expected_records(known, Query.of("vouchers", isUsed=True)) == 10 + 5
+    assert expected_records(known, vouchers.narrowed(isActive=True)) == 65  # deactivated ones are not counted apart
+    assert expected_records(known, vouchers.narrowed(isActive=False)) is None
+    assert expected_records(known, vouchers.narrowed(storeExamCode="S-1")) == 20  # the only exam of its program
+    assert expected_records(known, vouchers.narrowed(storeExamCode="D-1")) is None  # a share of two exams: unknown
+    assert expected_records(known, Query.of("vouchers", purchaseCode="P2")) == 50
+    assert expected_records(known, Query.of("vouchers", purchaseCode="P2", isUsed=True)) == 5
+    assert expected_records(known, Query.of("vouchers", voucherCode="C-1")) is None
