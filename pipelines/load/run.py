@@ -138,18 +138,22 @@ def _check_counters(
     read afresh, nothing to re-read). Returns the check, the disagreements left after the re-read, and
     the re-read's load info (None if nothing was re-read)."""
 
-    def disagreements() -> tuple[int, dict[str, counters.Disagreement], list[str]]:
-        with pipeline.sql_client() as client:
-            return counters.to_reread(client)
+    def on_warehouse(query: Callable[[Any], Any]) -> Any:
+        def action() -> Any:
+            with pipeline.sql_client() as client:
+                return query(client)
 
-    checked, found, reread = locked(disagreements)
+        return locked(action)
+
+    checked, found, reread = on_warehouse(counters.to_reread)
     check = CounterCheck(checked=checked)
     repair_info = None
     if reread and repair is not None:
         log.info("counter check: %d purchases disagree with their vouchers in the warehouse; re-reading them",
                  len(reread))
         repair_info = repair(reread)
-        _, found, _ = locked(disagreements)
+        # What the re-read left: the disagreements alone (which of them were known does not matter now).
+        _, found = on_warehouse(counters.disagreements)
         check.reread, check.repaired = reread, [code for code in reread if code not in found]
     check.api_accounting = sorted(found)
     return check, found, repair_info
