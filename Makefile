@@ -27,7 +27,7 @@ bench: setup
 # dbt's docs site for the marts (one HTML file) from the demo warehouse, and docs/marts.md
 docs: setup
 	test -f certiverse_demo.duckdb || $(BIN)/certiverse demo
-	$(BIN)/python -m pipelines.transform.marts_doc
+	$(BIN)/python -m certiverse_warehouse.pipelines.transform.marts_doc
 	$(BIN)/certiverse dbt-profile --duckdb-file certiverse_demo.duckdb --profiles-dir .certiverse/dbt
 	$(BIN)/dbt docs generate --static --project-dir transforms --profiles-dir .certiverse/dbt \
 		--no-send-anonymous-usage-stats --quiet

@@ -33,7 +33,7 @@ TENANTS = {"tiny": ("small", 0.1), "1k": ("default", 1 / 3)}
 OURS = r"""
 import json, sys, time, datetime as dt
 started = time.perf_counter()
-from pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
 imported = time.perf_counter()
 spec = json.loads(sys.argv[1])
 pipeline = make_pipeline("duckdb", spec["duckdb"], pipelines_dir=spec["pipelines"])

@@ -24,10 +24,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from pipelines.load import make_pipeline, run_load
-from simulator import SimulatorApp, Tenant, serve
-from simulator.shape import DEFAULT, GRID, WorldShape
-from simulator.yardsticks import full_yardsticks, good_nightly, naive_full, truth
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
+from certiverse_warehouse.simulator.shape import DEFAULT, GRID, WorldShape
+from certiverse_warehouse.simulator.yardsticks import full_yardsticks, good_nightly, naive_full, truth
 
 RESULTS = Path(__file__).with_name("results")
 NIGHTS = 7

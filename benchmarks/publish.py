@@ -26,9 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.run import RESULTS, Simulator
-from pipelines.load import make_pipeline, run_load
-from pipelines.publishing import Targets, publish
-from pipelines.transform import run_transforms
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.publishing import Targets, publish
+from certiverse_warehouse.pipelines.transform import run_transforms
 
 
 def size_of(path: Path) -> int:

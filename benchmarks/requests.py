@@ -25,8 +25,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from pipelines.load import make_pipeline, run_load
-from simulator import SimulatorApp, Tenant, serve
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 
 RESULTS = Path(__file__).with_name("results")
 RESOURCES = ("partners", "programs", "purchases", "vouchers")

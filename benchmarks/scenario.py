@@ -75,8 +75,8 @@ def usage() -> dict[str, float]:
 
 def record_urls(sink: list[str]) -> None:
     """Make the source's client note every request it sends (retries included)."""
-    import sources.certiverse as package
-    from sources.certiverse.client import CertiverseClient
+    import certiverse_warehouse.sources.certiverse as package
+    from certiverse_warehouse.sources.certiverse.client import CertiverseClient
 
     class RecordingClient(CertiverseClient):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -97,8 +97,8 @@ def job_formats(info: Any) -> dict[str, list[str]]:
 
 
 def run_load_scenario(spec: dict[str, Any]) -> dict[str, Any]:
-    import pipelines.load as load
-    import pipelines.load.pipeline as settings
+    import certiverse_warehouse.pipelines.load as load
+    import certiverse_warehouse.pipelines.load.pipeline as settings
 
     urls: list[str] = []
     record_urls(urls)
@@ -170,8 +170,8 @@ def run_growers_scenario(spec: dict[str, Any]) -> dict[str, Any]:
     """Bytes held by the Catalog's dicts and by the reader's seen ids (SeenIds if present, else a set)."""
     import tracemalloc
 
-    from sources.certiverse.client import CertiverseClient
-    from sources.certiverse.plans import Catalog
+    from certiverse_warehouse.sources.certiverse.client import CertiverseClient
+    from certiverse_warehouse.sources.certiverse.plans import Catalog
 
     out: dict[str, Any] = {}
     with CertiverseClient(spec["base_url"], spec["token"]) as client:
@@ -188,7 +188,7 @@ def run_growers_scenario(spec: dict[str, Any]) -> dict[str, Any]:
             seen = set()
         else:
             try:
-                from sources.certiverse.reader import SeenIds
+                from certiverse_warehouse.sources.certiverse.reader import SeenIds
             except ImportError:
                 continue
             seen = SeenIds()

@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from simulator import SimulatorApp, Tenant, serve
+from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 
 
 def describe(tenant: Tenant) -> dict[str, Any]:

@@ -38,12 +38,12 @@ VARIANTS = ("old runner", "dbt")
 
 def child(variant: str, destination: str, credentials: str, pipelines_dir: str, as_of: str) -> dict[str, Any]:
     """In the measured process: build the marts once, return the seconds of the call."""
-    from pipelines.load import make_pipeline
+    from certiverse_warehouse.pipelines.load import make_pipeline
 
     pipeline = make_pipeline(destination, credentials, pipelines_dir=pipelines_dir)
     day = dt.date.fromisoformat(as_of)
     if variant == "dbt":
-        from pipelines.transform import run_transforms as build
+        from certiverse_warehouse.pipelines.transform import run_transforms as build
     else:
         from benchmarks.baseline_transforms import BaselineRunner
 
@@ -75,8 +75,8 @@ def measure(variant: str, destination: str, credentials: str, pipelines_dir: Pat
 
 
 def load_tenant(size: str, destination: str, credentials: str, pipelines_dir: Path) -> dt.date:
-    from pipelines.load import make_pipeline, run_load
-    from simulator import SimulatorApp, Tenant, serve
+    from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+    from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 
     tenant = Tenant.generate(size)
     app = SimulatorApp(tenant)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sources.certiverse import BadRequestError, CertiverseClient, Query
+from ..sources.certiverse import BadRequestError, CertiverseClient, Query
 
 
 class PurchaseRefused(Exception):

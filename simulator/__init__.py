@@ -5,9 +5,9 @@ requests about it (in process through ``app.transport()``), and ``serve`` /
 ``run_forever`` put it on a real loopback socket.
 """
 
-from simulator.app import SimulatorApp
-from simulator.data import SIZES, Tenant, ValidationError
-from simulator.server import run_forever, serve
-from simulator.shape import WorldShape
+from .app import SimulatorApp
+from .data import SIZES, Tenant, ValidationError
+from .server import run_forever, serve
+from .shape import WorldShape
 
 __all__ = ["SIZES", "SimulatorApp", "Tenant", "ValidationError", "WorldShape", "run_forever", "serve"]

@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from simulator import history
-from simulator.model import (
+from . import history
+from .model import (
     ACTIVE,
     DAY,
     MAX_RESERVATIONS,
@@ -23,7 +23,7 @@ from simulator.model import (
 )
 
 if TYPE_CHECKING:
-    from simulator.data import Tenant
+    from .data import Tenant
 
 COUNT_KEYS = (
     "purchases_created",

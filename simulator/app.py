@@ -23,10 +23,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from simulator import activity, query
-from simulator.data import Tenant, ValidationError
-from simulator.model import DOCUMENTED_PURCHASE_STATUSES
-from simulator.shape import ORDERS
+from . import activity, query
+from .data import Tenant, ValidationError
+from .model import DOCUMENTED_PURCHASE_STATUSES
+from .shape import ORDERS
 
 log = logging.getLogger(__name__)
 

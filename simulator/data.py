@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Sized
 from typing import Any
 
-from simulator import activity, history, ids
-from simulator.shape import DEFAULT, WorldShape
-from simulator.model import (
+from . import activity, history, ids
+from .shape import DEFAULT, WorldShape
+from .model import (
     ACTIVE,
     API_USER,
     DAY,

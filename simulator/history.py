@@ -10,8 +10,8 @@ import bisect
 import random
 from typing import TYPE_CHECKING, Any
 
-from simulator import ids, names, shape
-from simulator.model import (
+from . import ids, names, shape
+from .model import (
     ACTIVE,
     DAY,
     RES_CANCELLED,
@@ -27,7 +27,7 @@ from simulator.model import (
 )
 
 if TYPE_CHECKING:
-    from simulator.data import Tenant
+    from .data import Tenant
 
 HISTORY_DAYS = shape.HISTORY_DAYS  # the default shape's; a tenant's own is t.shape.history_days
 # share of purchases per status; Complete takes what is left (~85%)

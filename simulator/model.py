@@ -12,7 +12,7 @@ import random
 from array import array
 from typing import Any
 
-from simulator import ids, names
+from . import ids, names
 
 DOCUMENTED_PURCHASE_STATUSES = (
     "CheckoutCancelled",

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from itertools import compress
 from typing import TYPE_CHECKING, Any
 
-from simulator.model import ACTIVE, USED
+from .model import ACTIVE, USED
 
 if TYPE_CHECKING:
-    from simulator.data import Tenant
+    from .data import Tenant
 
 
 def partners(t: Tenant, f: dict[str, Any]) -> list[int]:

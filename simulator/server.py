@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from simulator.app import SimulatorApp
+from .app import SimulatorApp
 
 log = logging.getLogger(__name__)
 

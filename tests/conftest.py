@@ -11,7 +11,7 @@ from typing import Any, Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-from simulator import SimulatorApp, Tenant, serve  # noqa: E402
+from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import sys
 
 import dlt
 
-from pipelines.load import make_pipeline, run_load
-from sources.certiverse.client import CertiverseClient
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.sources.certiverse.client import CertiverseClient
 
 
 def die(*_args, **_kwargs):

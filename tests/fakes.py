@@ -13,8 +13,8 @@ import datetime as dt
 import threading
 from typing import Any, Iterator
 
-from sources.certiverse.catalog import Catalog
-from sources.certiverse.client import Query, TooManyRecordsError
+from certiverse_warehouse.sources.certiverse.catalog import Catalog
+from certiverse_warehouse.sources.certiverse.client import Query, TooManyRecordsError
 
 EXPIRES = "2027-06-01T00:00:00Z"
 FIELD_OF = {"purchaseCode": "voucherPurchaseCode", "programName": "programName", "partnerName": "partnerName"}

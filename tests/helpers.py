@@ -10,8 +10,8 @@ from typing import Any, Iterable
 import dlt
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from sources.certiverse import certiverse_source
-from sources.certiverse.columnar import CONTENT_HASH
+from certiverse_warehouse.sources.certiverse import certiverse_source
+from certiverse_warehouse.sources.certiverse.columnar import CONTENT_HASH
 
 RESOURCES = ("partners", "programs", "purchases", "vouchers")
 TOKEN = "sim-token"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sources.certiverse.catalog import PurchaseSplit, expected_vouchers, split_by_containment, split_partners
-from sources.certiverse.client import Query
+from certiverse_warehouse.sources.certiverse.catalog import PurchaseSplit, expected_vouchers, split_by_containment, split_partners
+from certiverse_warehouse.sources.certiverse.client import Query
 from tests.fakes import FakeApi, catalog, program, purchase
 
 PARTNERS = [{"id": f"pa{i}", "name": n} for i, n in enumerate(("Acme", "Acme Europe", "Globex", "Initech"))]

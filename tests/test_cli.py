@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipelines.cli import EXIT_API, EXIT_AUTH, build_parser, main
-from simulator import Tenant
+from certiverse_warehouse.pipelines.cli import EXIT_API, EXIT_AUTH, build_parser, main
+from certiverse_warehouse.simulator import Tenant
 from tests.helpers import RESOURCES
 
 
@@ -114,7 +114,7 @@ def test_simulate_serves_the_api_on_loopback(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "simulate", "--size", "small", "--port", str(port)],
+        [sys.executable, "-m", "certiverse_warehouse.pipelines.cli", "simulate", "--size", "small", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
     )
     try:

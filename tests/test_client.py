@@ -6,7 +6,7 @@ import httpx
 import pytest
 import respx
 
-from sources.certiverse.client import (
+from certiverse_warehouse.sources.certiverse.client import (
     ApiUnavailableError,
     AuthError,
     BadRequestError,

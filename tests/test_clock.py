@@ -8,7 +8,7 @@ import email.utils
 import httpx
 import respx
 
-from sources.certiverse.client import CertiverseClient, Query
+from certiverse_warehouse.sources.certiverse.client import CertiverseClient, Query
 
 BASE = "https://tenant.example.test"
 PARTNERS = BASE + "/api/vouchers/partners"

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from sources.certiverse.columnar import CONTENT_HASH, content_hash, voucher_batches, voucher_table
+from certiverse_warehouse.sources.certiverse.columnar import CONTENT_HASH, content_hash, voucher_batches, voucher_table
 
 USED = {
     "id": "v1", "voucherCode": "ACME-1", "voucherPurchaseCode": "P1", "isActive": True, "isUsed": True,

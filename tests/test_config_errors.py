@@ -6,8 +6,8 @@ import httpx
 import pytest
 import respx
 
-from pipelines.cli import EXIT_API, EXIT_AUTH, EXIT_CONFIG, main
-from sources.certiverse.client import CertiverseClient, Query
+from certiverse_warehouse.pipelines.cli import EXIT_API, EXIT_AUTH, EXIT_CONFIG, main
+from certiverse_warehouse.sources.certiverse.client import CertiverseClient, Query
 
 BASE = "https://tenant.example.test"
 PARTNERS = BASE + "/api/vouchers/partners"

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from pipelines.cli import EXIT_OK, main
-from pipelines.load import make_pipeline, run_load
-from simulator.model import ACTIVE, USED
+from certiverse_warehouse.pipelines.cli import EXIT_OK, main
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.simulator.model import ACTIVE, USED
 from tests.helpers import current_rows, differences
 
 CAP, PAGE = 400, 20

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
 from tests.helpers import current_rows, differences
 
 CHILD = Path(__file__).with_name("crash_child.py")

@@ -15,11 +15,11 @@ import pytest
 import sqlglot
 import yaml
 
-from pipelines.cli import main
-from pipelines.load import make_pipeline, run_load
-from pipelines.transform import TRANSFORMS_DIR, marts_doc, release_duckdb
-from pipelines.transform import profile as dbt_profile
-from simulator import SimulatorApp, Tenant, serve
+from certiverse_warehouse.pipelines.cli import main
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR, marts_doc, release_duckdb
+from certiverse_warehouse.pipelines.transform import profile as dbt_profile
+from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 MARTS = sorted(path.stem for path in (TRANSFORMS_DIR / "models" / "marts").glob("*.sql"))
@@ -130,7 +130,7 @@ def test_every_mart_column_has_a_description(dbt_built_duckdb: tuple[Any, Path])
 
 
 def test_docs_marts_md_is_generated_from_the_dbt_descriptions() -> None:
-    assert marts_doc.MARTS_DOC.read_text() == marts_doc.render(), "run `python -m pipelines.transform.marts_doc`"
+    assert marts_doc.MARTS_DOC.read_text() == marts_doc.render(), "run `python -m certiverse_warehouse.pipelines.transform.marts_doc`"
 
 
 def test_the_profile_is_written_privately_and_only_its_path_is_printed(

@@ -14,9 +14,9 @@ import datetime as dt
 import pytest
 
 from benchmarks.grid import run_shape
-from pipelines.load import make_pipeline, run_load
-from simulator import Tenant
-from simulator.shape import GRID
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.simulator import Tenant
+from certiverse_warehouse.simulator.shape import GRID
 from tests.helpers import RESOURCES, current_rows, differences
 
 # The small tenant is ~20x smaller than the default one: caps and pages shrink with it, so that
@@ -61,7 +61,7 @@ def test_each_shape_costs_no_more_than_naive_and_ends_exact(shape, tmp_path, mon
 
 
 def test_the_grid_holds_at_least_eight_shapes_unlike_each_other_and_the_default():
-    from simulator.shape import DEFAULT
+    from certiverse_warehouse.simulator.shape import DEFAULT
 
     knobs = [{k: v for k, v in vars(s).items() if k != "name"} for s in GRID]
     assert len(GRID) >= 8

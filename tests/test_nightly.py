@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from pipelines.load import make_pipeline, run_load
-from pipelines.locks import PipelineBusyError, exclusive
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.locks import PipelineBusyError, exclusive
 from tests.helpers import RESOURCES, current_rows, differences
 
 # Below the small tenant's voucher slices, so the nightly plan has to split as it would on a big tenant.
@@ -153,7 +153,7 @@ def test_the_snapshot_holds_the_same_columns_from_rows_and_from_arrow():
     import numpy as np
     import pyarrow as pa
 
-    from sources.certiverse.snapshot import NEVER, LiveVouchers, epoch_us
+    from certiverse_warehouse.sources.certiverse.snapshot import NEVER, LiveVouchers, epoch_us
 
     expires = dt.datetime(2027, 1, 31, tzinfo=dt.timezone.utc)
     rows = [("v1", "C-1", "P1", "EX1", expires), ("v2", "C-2", "P2", None, None), ("v3", "C-3", "P1", "EX2", expires)]

@@ -6,8 +6,8 @@ import datetime as dt
 
 import numpy as np
 
-from sources.certiverse.client import Query
-from sources.certiverse.nightly import (
+from certiverse_warehouse.sources.certiverse.client import Query
+from certiverse_warehouse.sources.certiverse.nightly import (
     OPEN_SLICE,
     changed_purchases,
     cover_open_vouchers,
@@ -17,9 +17,9 @@ from sources.certiverse.nightly import (
     rolling_queries,
     slot,
 )
-from sources.certiverse.planning import DEFAULT_PAGE_SIZE, api_now, plan_voucher_read
-from sources.certiverse.plans import FullRead, voucher_facts
-from sources.certiverse.snapshot import Snapshot
+from certiverse_warehouse.sources.certiverse.planning import DEFAULT_PAGE_SIZE, api_now, plan_voucher_read
+from certiverse_warehouse.sources.certiverse.plans import FullRead, voucher_facts
+from certiverse_warehouse.sources.certiverse.snapshot import Snapshot
 from tests.fakes import FakeApi, catalog, program, purchase
 
 PAGE = 10
@@ -168,8 +168,8 @@ def test_the_page_size_for_estimates_is_the_apis_once_known():
 
 
 def test_the_nightly_read_fetches_open_vouchers_that_left_their_slice():
-    from sources.certiverse.nightly import NightlyRead
-    from sources.certiverse.plans import voucher_split
+    from certiverse_warehouse.sources.certiverse.nightly import NightlyRead
+    from certiverse_warehouse.sources.certiverse.plans import voucher_split
     from tests.fakes import vouchers_of
 
     vouchers = [dict(v, storeExamCode="WIDE-1") for p in WIDE for v in vouchers_of(p, ["WIDE-1"])]
@@ -190,7 +190,7 @@ def test_the_nightly_read_fetches_open_vouchers_that_left_their_slice():
 # -- how many records a query should return (for reading its pages side by side) --------------------
 
 def test_an_open_slice_is_expected_to_hold_the_live_vouchers_the_warehouse_has_there():
-    from sources.certiverse.nightly import expected_open_or_counted
+    from certiverse_warehouse.sources.certiverse.nightly import expected_open_or_counted
 
     expected = expected_open_or_counted(facts(), snapshot(ROWS).live)
     assert expected(OPEN_SLICE) == len(ROWS)
@@ -200,7 +200,7 @@ def test_an_open_slice_is_expected_to_hold_the_live_vouchers_the_warehouse_has_t
 
 
 def test_other_nightly_queries_are_expected_at_what_the_counters_say():
-    from sources.certiverse.nightly import expected_open_or_counted
+    from certiverse_warehouse.sources.certiverse.nightly import expected_open_or_counted
 
     expected = expected_open_or_counted(facts(), snapshot(ROWS).live)
     n1 = NARROW[1]

@@ -8,10 +8,10 @@ import httpx
 import pytest
 import respx
 
-from pipelines.cli import EXIT_API, EXIT_OK, EXIT_STALE, main
-from pipelines.load import make_pipeline, run_load
-from pipelines.purchase import PurchaseRefused, create_purchase
-from sources.certiverse import CertiverseClient
+from certiverse_warehouse.pipelines.cli import EXIT_API, EXIT_OK, EXIT_STALE, main
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.purchase import PurchaseRefused, create_purchase
+from certiverse_warehouse.sources.certiverse import CertiverseClient
 
 
 def warehouse_args(tmp_path) -> list[str]:

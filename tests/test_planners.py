@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sources.certiverse.client import Query
-from sources.certiverse.plans import (
+from certiverse_warehouse.sources.certiverse.client import Query
+from certiverse_warehouse.sources.certiverse.plans import (
     SAMPLE_FIRST,
     FullRead,
     LinkRates,
@@ -206,7 +206,7 @@ def test_when_slices_cost_no_less_than_every_purchase_every_purchase_is_read_who
 # -- how many records a query should return, by the counters -------------------------------------
 
 def test_the_counters_give_the_expected_size_of_slices_and_purchases():
-    from sources.certiverse.plans import expected_records
+    from certiverse_warehouse.sources.certiverse.plans import expected_records
 
     programs = [program("Solo", "S-1"), program("Duo", "D-1", "D-2")]
     purchases = [purchase("P1", "Solo", quantity=30, used=10), purchase("P2", "Duo", quantity=50, used=5)]

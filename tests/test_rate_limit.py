@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from sources.certiverse.client import CertiverseClient, CertiverseError, Query
+from certiverse_warehouse.sources.certiverse.client import CertiverseClient, CertiverseError, Query
 
 BASE = "https://tenant.example.test"
 TOKEN = "rate-token"

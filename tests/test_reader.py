@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sources.certiverse.client import Query
-from sources.certiverse.reader import CapExceededError, SeenIds, read_all
+from certiverse_warehouse.sources.certiverse.client import Query
+from certiverse_warehouse.sources.certiverse.reader import CapExceededError, SeenIds, read_all
 from tests.fakes import FakeApi
 
 RECORDS = [{"id": f"r{i}", "kind": "odd" if i % 2 else "even"} for i in range(12)]
@@ -150,7 +150,7 @@ def test_a_guess_too_low_follows_next_link_past_it():
 
 
 def test_a_numbered_page_the_api_refuses_makes_the_query_read_page_after_page():
-    from sources.certiverse.client import BadRequestError
+    from certiverse_warehouse.sources.certiverse.client import BadRequestError
 
     class RefusesNumbers(FakeApi):
         def page(self, query, number=1):

@@ -13,7 +13,7 @@ import pandas
 import pyarrow.parquet
 import pytest
 
-from pipelines.cli import EXIT_DESTINATION, EXIT_OK, main
+from certiverse_warehouse.pipelines.cli import EXIT_DESTINATION, EXIT_OK, main
 from tests.readers import HeldConnection, old_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ def token(monkeypatch):
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, small_tenant_template):
     """A warehouse.duckdb loaded from the small tenant, with its published copy beside it (cwd-relative names)."""
-    from simulator import SimulatorApp, serve
+    from certiverse_warehouse.simulator import SimulatorApp, serve
 
     workdir = tmp_path_factory.mktemp("published")
     app = SimulatorApp(small_tenant_template)
@@ -202,7 +202,7 @@ def test_status_and_report_read_beside_another_reader(published, capsys):
 
 
 def test_mart_reads_the_published_copy_as_the_working_warehouse_has_it(published):
-    from pipelines.reporting.frames import mart
+    from certiverse_warehouse.pipelines.reporting.frames import mart
 
     copy = mart("program_utilization", str(published / "warehouse_published.duckdb"))
     working = mart("program_utilization", str(published / "warehouse.duckdb"))

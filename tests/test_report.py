@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipelines.reporting.charts import nice_ticks
-from pipelines.cli import main
-from pipelines.reporting.frames import mart
-from pipelines.load import make_pipeline, run_load
-from pipelines.reporting.report import (
+from certiverse_warehouse.pipelines.reporting.charts import nice_ticks
+from certiverse_warehouse.pipelines.cli import main
+from certiverse_warehouse.pipelines.reporting.frames import mart
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.reporting.report import (
     CALENDAR_AFTER,
     IDLE_DAYS,
     MAX_BARS,
@@ -34,9 +34,9 @@ from pipelines.reporting.report import (
     render_report,
     write_report,
 )
-from pipelines.reporting import headlines
-from pipelines.transform import run_transforms
-from simulator import SimulatorApp, Tenant, serve
+from certiverse_warehouse.pipelines.reporting import headlines
+from certiverse_warehouse.pipelines.transform import run_transforms
+from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 
 CHARTS = ("program-utilization", "partner-utilization", "redemptions", "expiry-calendar", "expiry-upcoming",
           "idle-purchases")

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from simulator import SIZES, SimulatorApp, Tenant, ValidationError, WorldShape, serve
-from simulator.model import DOCUMENTED_PURCHASE_STATUSES
+from certiverse_warehouse.simulator import SIZES, SimulatorApp, Tenant, ValidationError, WorldShape, serve
+from certiverse_warehouse.simulator.model import DOCUMENTED_PURCHASE_STATUSES
 
 BASE = "http://sim.test:8443"
 TOKEN = "test-token"

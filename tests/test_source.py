@@ -9,8 +9,8 @@ import httpx
 import pytest
 import respx
 
-from pipelines.load import make_pipeline, run_load
-from sources.certiverse import CapExceededError
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.sources.certiverse import CapExceededError
 from tests.helpers import RESOURCES, TOKEN, differences, extract, ids
 
 STATUS_FILTERABLE = {"CheckoutCancelled", "CheckoutExpired", "CheckoutFailed", "CheckoutInProgress", "Complete",
@@ -116,7 +116,7 @@ def test_unknown_status_loads_as_data_though_the_api_refuses_it_as_a_filter(smal
 
 
 def test_new_fields_become_columns_and_missing_fields_break_nothing(small_tenant_template, tmp_path):
-    from simulator import SimulatorApp
+    from certiverse_warehouse.simulator import SimulatorApp
 
     app = SimulatorApp(small_tenant_template)
     base = "http://certiverse.test"
@@ -169,7 +169,7 @@ def test_the_token_never_lands_in_state_packages_traces_logs_or_the_warehouse(
 
 
 def test_the_request_rate_limit_is_configurable_the_dlt_way(small_tenant_template, simulator, monkeypatch):
-    from sources.certiverse import client as client_module
+    from certiverse_warehouse.sources.certiverse import client as client_module
 
     seen: list = []
     original = client_module.CertiverseClient.__init__

@@ -21,11 +21,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.cli import main
-from pipelines.load import make_pipeline, run_load
-from pipelines.reporting import headlines
-from pipelines.transform import TRANSFORMS_DIR, TransformError, run_transforms
-from simulator import SimulatorApp, Tenant, serve
+from certiverse_warehouse.pipelines.cli import main
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.reporting import headlines
+from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR, TransformError, run_transforms
+from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.postgres import database_dsn
 
 # every model of the dbt project: name -> layer (staging, intermediate, marts)

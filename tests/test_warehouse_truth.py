@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from pipelines.load import make_pipeline, run_load
-from sources.certiverse import certiverse_source
+from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.sources.certiverse import certiverse_source
 from tests.helpers import RESOURCES, differences
 
 # As in the nightly tests: a cap and a page size under which the small tenant plans like a big one.

@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
+from ...sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
 
 from .codes import EXIT_API, EXIT_AUTH, EXIT_CONFIG, EXIT_DESTINATION, EXIT_FAILURE, EXIT_OK, EXIT_STALE
 from .parser import build_parser

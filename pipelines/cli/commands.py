@@ -23,7 +23,7 @@ def _credentials(args: argparse.Namespace) -> Any:
 
 def _load(args: argparse.Namespace, pipeline: Any, **kwargs: Any) -> Any:
     """run_load with a progress line on stderr (always with --progress, else when stderr is a terminal)."""
-    from sources.certiverse import RequestStats
+    from ...sources.certiverse import RequestStats
 
     from ..load import run_load
     from ..reporting.progress import Progress
@@ -130,7 +130,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from simulator import SimulatorApp, Tenant, serve
+    from ...simulator import SimulatorApp, Tenant, serve
 
     from ..load import make_pipeline
 
@@ -160,7 +160,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from simulator import SimulatorApp, Tenant, run_forever
+    from ...simulator import SimulatorApp, Tenant, run_forever
 
     tenant = Tenant.generate(args.size, seed=args.seed)
     app = SimulatorApp(
@@ -205,7 +205,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_purchase_create(args: argparse.Namespace) -> int:
     import dlt
 
-    from sources.certiverse import CertiverseClient
+    from ...sources.certiverse import CertiverseClient
 
     from ..purchase import PurchaseRefused, create_purchase
 

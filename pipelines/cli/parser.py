@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from ... import version
 from . import commands as handlers
 
 WORKERS_HELP = "queries fetched at once (default: [sources.certiverse] workers, else 16)"
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 other failure, 2 usage or configuration, 3 token missing or refused, "
         "4 API failure, 5 destination failure (e.g. the DuckDB file is locked), 6 data stale (status).",
     )
+    parser.add_argument("--version", action="version", version=f"certiverse {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     parser.add_argument("--progress", action="store_true", help="log progress lines while running")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

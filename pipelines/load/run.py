@@ -11,7 +11,7 @@ from typing import Any, Callable
 import dlt
 from dlt.common.pipeline import LoadInfo
 
-from sources.certiverse import RequestStats, certiverse_source
+from ...sources.certiverse import RequestStats, certiverse_source
 
 from ..locks import exclusive, retry_when_locked
 from . import counters

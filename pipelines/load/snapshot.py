@@ -7,7 +7,7 @@ import logging
 import dlt
 import pyarrow as pa
 
-from sources.certiverse import Snapshot
+from ...sources.certiverse import Snapshot
 
 from .warehouse import columns, tables
 

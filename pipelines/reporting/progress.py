@@ -7,7 +7,7 @@ import threading
 import time
 from typing import TextIO
 
-from sources.certiverse import RequestStats
+from ...sources.certiverse import RequestStats
 
 NOTE_SECONDS = 15.0  # a waiter repeats its note every ten seconds or so while it waits
 

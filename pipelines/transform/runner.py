@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import logging
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,7 +31,9 @@ from .profile import BUILD_TARGET, DATASET_TARGET, build_schema, engine, tempora
 
 log = logging.getLogger(__name__)
 
-TRANSFORMS_DIR = Path(__file__).resolve().parent.parent.parent / "transforms"
+# The dbt project ships inside the package (certiverse_warehouse.transforms): found where pip put it,
+# and only read; dbt's own files (target/, logs/) go to the pipeline's folder (dbt_work_dir).
+TRANSFORMS_DIR = Path(str(resources.files("certiverse_warehouse.transforms")))
 # raw tables the staging models read (transforms/models/staging/sources.yml)
 RAW_TABLES = ("partners", "programs", "programs__store_exams", "purchases", "vouchers")
 

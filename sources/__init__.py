@@ -1,0 +1,1 @@
+"""dlt sources, one sub-package each (the layout of dlt's verified sources)."""
