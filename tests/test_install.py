@@ -10,6 +10,7 @@ into site-packages while it runs.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -28,7 +29,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
+    # Built from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
+    source = tmp_path_factory.mktemp("source") / "certiverse-warehouse"
+    shutil.copytree(ROOT, source, ignore=_not_shipped)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
                    check=True, cwd=out)
     (built,) = out.glob("certiverse_warehouse-*.whl")
     return built
@@ -80,6 +84,15 @@ def test_the_installed_command_runs_the_demo_from_another_folder(installed: Path
     assert set(MARTS) <= published
     assert (folder / "certiverse_demo_parquet" / "voucher_utilization.parquet").exists()
     assert _files(site_packages) == before, "the run wrote into site-packages"
+
+
+def _not_shipped(folder: str, names: list[str]) -> set[str]:
+    """What a copy of the checkout to build from can leave out: caches, warehouses, dbt's output."""
+    left_out = shutil.ignore_patterns(".git", ".venv", ".cache", ".certiverse", "build", "*.egg-info", "*.duckdb",
+                                      "*.duckdb.wal", "target", "logs", "__pycache__")(folder, names)
+    if Path(folder) == ROOT:
+        left_out |= {"tests", "benchmarks", "docs"} & set(names)
+    return left_out
 
 
 def _files(folder: Path) -> set[str]:
