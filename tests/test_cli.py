@@ -98,7 +98,7 @@ def test_run_loads_builds_the_marts_and_reports_json(small_tenant_template, simu
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"]["vouchers"] == len(small_tenant_template.records("vouchers"))
     assert summary["requests"]["vouchers"]["200"] > 0
-    assert "voucher_utilization" in summary["transform_seconds"] and summary["headlines"]
+    assert "voucher_utilization" in summary["dbt"]["model_seconds"] and summary["headlines"]
 
 
 def test_simulate_serves_the_api_on_loopback(tmp_path):
