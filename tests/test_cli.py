@@ -26,7 +26,7 @@ def test_demo_loads_the_simulated_tenant_into_a_file_here_and_prints_a_summary(t
     used = sum(1 for v in tenant.records("vouchers") if v["isUsed"])
     purchases = len(tenant.records("purchases"))
     assert f"{vouchers:,} vouchers on {purchases:,} purchases; {used:,} used" in out
-    assert "API requests:" in out
+    assert "API requests:" in out and "\nPhases: startup " in out and " dbt models " in out
 
 
 def test_load_takes_the_api_from_environment_variables(small_tenant_template, simulator, tmp_path, monkeypatch):

@@ -118,11 +118,11 @@ def _read_and_load(context: RunContext, config: dict[str, Any], inputs: RunInput
     after its load failed only loads the pending package).
     """
     pipeline, phases = context.pipeline, phases or Phases()
-    source = certiverse_source(**config)
-    if inputs.reread_purchases:
-        source = source.with_resources("vouchers")
-    source.vouchers.bind(inputs)
     with phases.time("read"):
+        source = certiverse_source(**config)
+        if inputs.reread_purchases:
+            source = source.with_resources("vouchers")
+        source.vouchers.bind(inputs)
         extract = pipeline.extract(source, loader_file_format=FILE_FORMATS[context.warehouse.destination])
     with phases.time("normalize"):
         normalized = pipeline.normalize()

@@ -8,7 +8,13 @@ between phases.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..load import LoadResult
+    from ..publishing import Publication
+    from ..transform import TransformResult
+    from .headlines import Headlines
 
 
 @dataclass
@@ -19,10 +25,10 @@ class CommandSummary:
     command: str
     seconds: float
     phases: dict[str, float] = field(default_factory=dict)
-    load: Any = None  # pipelines.load.LoadResult
-    transform: Any = None  # pipelines.transform.TransformResult
-    headlines: Any = None  # pipelines.reporting.headlines.Headlines
-    publication: Any = None  # pipelines.publishing.Publication
+    load: LoadResult | None = None
+    transform: TransformResult | None = None
+    headlines: Headlines | None = None
+    publication: Publication | None = None
 
 
 def format_summary(summary: CommandSummary, model_seconds: bool = False) -> str:
@@ -50,7 +56,7 @@ def format_summary(summary: CommandSummary, model_seconds: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _load_lines(load: Any, read_seconds: float) -> list[str]:
+def _load_lines(load: LoadResult, read_seconds: float) -> list[str]:
     width = max((len(t) for t in load.rows), default=10)
     lines = [f"  {'table':<{width}}  {'rows now':>10}  {'read':>10}  {'new/changed':>11}"]
     for table, n in load.rows.items():
@@ -70,7 +76,7 @@ def _load_lines(load: Any, read_seconds: float) -> list[str]:
     return lines
 
 
-def _dbt_line(transform: Any) -> str:
+def _dbt_line(transform: TransformResult) -> str:
     counts = transform.counts()
     models, tests = counts["models"], counts["tests"]
     return (f"dbt (as of {transform.as_of}): {models['run']} models ({models['passed']} built, "

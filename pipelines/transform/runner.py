@@ -122,9 +122,8 @@ def run_transforms(
     with phases.time("dbt_parse"), context.sql_client() as client:
         _check_sources(client)
         as_of = as_of or api_date(client, context.pipeline_name)
-    dataset = context.warehouse.dataset
+    variables = {"as_of": as_of.isoformat(), "certiverse_schema": context.warehouse.dataset}
     with temporary_profile(context.warehouse) as profiles_dir:
-        variables = {"as_of": as_of.isoformat(), "certiverse_schema": dataset}
         dbt = Dbt(project_dir, profiles_dir, context.dbt_dir, variables)
         if context.warehouse.destination == "postgres":
             target, (models, tests) = BUILD_TARGET, _build_out_of_sight(context, dbt, select, phases)
