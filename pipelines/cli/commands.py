@@ -18,7 +18,10 @@ from .codes import EXIT_API, EXIT_OK, EXIT_STALE
 if TYPE_CHECKING:
     from ..context import RunContext
     from ..phases import Phases
+    from ..publishing import Publication
+    from ..reporting.headlines import Headlines
     from ..reporting.summary import CommandSummary
+    from ..transform import TransformResult
 
 
 def _context(args: argparse.Namespace, *, read_only: bool = False, progress: Any = None) -> RunContext:
@@ -56,20 +59,19 @@ def _source_config(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value}
 
 
-def _start(args: argparse.Namespace, started: float, *, read_only: bool = False,
-           progress: Any = None) -> tuple[RunContext, Phases]:
+def _start(args: argparse.Namespace, started: float, progress: Any = None) -> tuple[RunContext, Phases]:
     """The run context and the command's phases, its start-up timed from ``started``."""
     from ..phases import Phases
 
     phases = Phases()
-    context = _context(args, read_only=read_only, progress=progress)
+    context = _context(args, progress=progress)
     context.pipeline  # noqa: B018  # dlt's pipeline is made (and dlt imported) here, inside start-up
     phases.add("startup", time.perf_counter() - started)
     return context, phases
 
 
 def _build_and_publish(context: RunContext, phases: Phases, as_of: dt.date | None,
-                       select: str | None = None) -> tuple[Any, Any, Any]:
+                       select: str | None = None) -> tuple[TransformResult, Headlines, Publication | None]:
     """Build the marts, read their headline figures, and publish the copy readers open:
     (the build's result, the headline figures, the publication or None)."""
     from ..publishing import publish
@@ -85,10 +87,10 @@ def _build_and_publish(context: RunContext, phases: Phases, as_of: dt.date | Non
     return transform, figures, publication
 
 
-def _print_summary(args: argparse.Namespace, summary: CommandSummary, model_seconds: bool = False) -> None:
+def _print_summary(summary: CommandSummary, *, json_output: bool = False, model_seconds: bool = False) -> None:
     from ..reporting.summary import as_json, format_summary
 
-    if getattr(args, "json", False):
+    if json_output:
         print(json.dumps(as_json(summary), indent=2, default=str))
     else:
         print(format_summary(summary, model_seconds=model_seconds))
@@ -99,10 +101,11 @@ def cmd_load(args: argparse.Namespace) -> int:
     from ..load import run_load
     from ..reporting.summary import CommandSummary
 
-    context, phases = _start(args, started, progress=_progress(args))
+    context, phases = _start(args, started, _progress(args))
     load = run_load(context, _source_config(args), full_refresh=args.full_refresh)
     phases.update(load.phases)
-    _print_summary(args, CommandSummary("load", time.perf_counter() - started, phases.as_dict(), load=load))
+    _print_summary(CommandSummary("load", time.perf_counter() - started, phases.as_dict(), load=load),
+                   json_output=args.json)
     return EXIT_OK
 
 
@@ -112,9 +115,9 @@ def cmd_transform(args: argparse.Namespace) -> int:
 
     context, phases = _start(args, started)
     transform, figures, publication = _build_and_publish(context, phases, args.as_of, args.select)
-    _print_summary(args, CommandSummary("transform", time.perf_counter() - started, phases.as_dict(),
-                                        transform=transform, headlines=figures, publication=publication),
-                   model_seconds=True)
+    _print_summary(CommandSummary("transform", time.perf_counter() - started, phases.as_dict(),
+                                  transform=transform, headlines=figures, publication=publication),
+                   json_output=args.json, model_seconds=True)
     return EXIT_OK
 
 
@@ -123,12 +126,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..load import run_load
     from ..reporting.summary import CommandSummary
 
-    context, phases = _start(args, started, progress=_progress(args))
+    context, phases = _start(args, started, _progress(args))
     load = run_load(context, _source_config(args), full_refresh=args.full_refresh)
     phases.update(load.phases)
     transform, figures, publication = _build_and_publish(context, phases, args.as_of, args.select)
-    _print_summary(args, CommandSummary("run", time.perf_counter() - started, phases.as_dict(), load=load,
-                                        transform=transform, headlines=figures, publication=publication))
+    _print_summary(CommandSummary("run", time.perf_counter() - started, phases.as_dict(), load=load,
+                                  transform=transform, headlines=figures, publication=publication),
+                   json_output=args.json)
     return EXIT_OK
 
 
@@ -174,8 +178,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     phases.update(load.phases)
     # The simulated tenant lives on its own clock: judge expiry on its today, not the wall clock's.
     transform, figures, publication = _build_and_publish(context, phases, tenant.today)
-    _print_summary(args, CommandSummary("demo", time.perf_counter() - started, phases.as_dict(), load=load,
-                                        transform=transform, headlines=figures, publication=publication))
+    _print_summary(CommandSummary("demo", time.perf_counter() - started, phases.as_dict(), load=load,
+                                  transform=transform, headlines=figures, publication=publication))
     published = publication.duckdb_file if publication else context.warehouse.duckdb_file
     print(f"Marts built: voucher_utilization, voucher_expiry, partner/program utilization, expiry_calendar "
           f"(see docs/marts.md). Query the published copy (read-only, never in the loader's way):\n"

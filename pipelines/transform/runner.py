@@ -80,7 +80,8 @@ class TransformResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The ``dbt`` object of ``--json``."""
-        return {"as_of": self.as_of.isoformat(), **self.counts(), "model_seconds": self.model_seconds,
+        return {"as_of": self.as_of.isoformat(), **self.counts(),
+                "model_seconds": {name: round(s, 3) for name, s in self.model_seconds.items()},
                 "artifacts": str(self.artifacts)}
 
 
