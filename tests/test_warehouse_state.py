@@ -126,9 +126,9 @@ def test_each_warehouse_gets_a_folder_of_its_own_named_for_it(tmp_path):
     here = RunContext.from_config("duckdb", str(tmp_path / "a" / "w.duckdb"), pipelines_dir=pipelines)
     there = RunContext.from_config("duckdb", str(tmp_path / "b" / "w.duckdb"), pipelines_dir=pipelines)
     again = RunContext.from_config("duckdb", str(tmp_path / "b" / "." / "w.duckdb"), pipelines_dir=pipelines)
-    database = RunContext.from_config("postgres", "postgresql://u:secret@db.example:5433/sales", pipelines_dir=pipelines)
-    other = RunContext.from_config("postgres", "postgresql://u:secret@db.example:5433/sales", pipelines_dir=pipelines,
-                                   dataset="vouchers")
+    dsn = "postgresql://u:secret@db.example:5433/sales"
+    database = RunContext.from_config("postgres", dsn, pipelines_dir=pipelines)
+    other = RunContext.from_config("postgres", dsn, pipelines_dir=pipelines, dataset="vouchers")
     folders = [c.state_dir for c in (here, there, database, other)]
     assert len(set(folders)) == 4 and again.state_dir == there.state_dir
     assert all(folder.parent == tmp_path / "p" for folder in folders)
@@ -138,7 +138,8 @@ def test_each_warehouse_gets_a_folder_of_its_own_named_for_it(tmp_path):
     assert here.pipeline.pipeline_name == "certiverse" and here.pipeline.pipelines_dir == str(here.state_dir)
 
 
-def test_a_warehouse_an_earlier_version_loaded_goes_on_nightly_from_its_new_folder(small_tenant, simulator, tmp_path):
+def test_a_warehouse_an_earlier_version_loaded_goes_on_nightly_from_its_new_folder(small_tenant, simulator,
+                                                                                   tmp_path):
     """Earlier versions kept local state in <pipelines>/certiverse/ and stored it in the warehouse under the
     pipeline's name; the folder per warehouse starts empty, so what carries a warehouse over is that name."""
     warehouse = tmp_path / "w.duckdb"

@@ -37,7 +37,7 @@ from .client import (
     TooManyRecordsError,
 )
 from .columnar import voucher_batches
-from .inputs import RunInputs
+from .inputs import FULL_READ, RunInputs
 from .planning import plan_voucher_read
 from .plans import read_purchases_whole
 from .reader import CapExceededError
@@ -161,7 +161,7 @@ def vouchers_resource(catalog: Catalog, recheck_nights: int) -> DltResource:
         merge_key="id",
         columns=voucher_hints(),
     )
-    def vouchers(inputs: RunInputs = RunInputs()) -> Iterator[Any]:
+    def vouchers(inputs: RunInputs = FULL_READ) -> Iterator[Any]:
         """Every voucher (first run, full refresh), what can have changed since the last run, or the
         purchases of a repair, as Arrow tables."""
         if inputs.reread_purchases:

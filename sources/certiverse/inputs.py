@@ -49,3 +49,7 @@ class RunInputs:
     def plan_snapshot(self) -> Snapshot | None:
         """The snapshot the nightly plan reads against: none on a full refresh."""
         return None if self.full_refresh else self.snapshot
+
+
+# The inputs of a run that knows nothing: every voucher is read (an unbound vouchers resource).
+FULL_READ = RunInputs()
