@@ -2,6 +2,14 @@
 
 Every request of the project goes through :class:`CertiverseClient`, so respx can
 mock it in tests and the request counters see everything.
+
+Paging: the reference pages by ``page=N`` on the same query, and ``nextLink`` says that
+there is a next page and which. A link is read for that page number alone: the request
+always goes to the configured origin, with the query's own endpoint and filters, whatever
+form the link takes (relative, another host, scheme or port a proxy forgot to rewrite,
+characters left unencoded). So the token never leaves the configured origin, and a link
+cannot lead the read astray; a link that loops, repeats a page or changes the filters is
+reported.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -171,8 +180,12 @@ class CertiverseClient:
         self.stats = RequestStats()
         # Not documented: learned from the longest page that had a next page.
         self.page_size: int | None = None
-        # The API's clock: the Date header of the first answer that carried one (see api_time).
+        # The API's clock: the Date header of the first answer that carried one (see api_time), and this
+        # machine's clock when that answer came (see clock_offset).
         self._first_date: dt.datetime | None = None
+        self._first_local: dt.datetime | None = None
+        # Said once per client: the API's links point elsewhere, or change the query's filters.
+        self._links_noted: set[str] = set()
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -203,6 +216,13 @@ class CertiverseClient:
         """
         return self._first_date
 
+    def clock_offset(self) -> dt.timedelta | None:
+        """How far the API's clock (``api_time``) is ahead of this machine's (negative: behind), measured on
+        the same answer; None until an answer with a readable ``Date`` header arrives."""
+        if self._first_date is None or self._first_local is None:
+            return None
+        return self._first_date - self._first_local
+
     def _note_date(self, response: httpx.Response) -> None:
         if self._first_date is not None:
             return
@@ -212,9 +232,11 @@ class CertiverseClient:
         except (TypeError, ValueError):
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
+            local = dt.datetime.now(dt.timezone.utc)
             with self._pause_lock:
                 if self._first_date is None:
                     self._first_date = parsed.astimezone(dt.timezone.utc)
+                    self._first_local = local
 
     def __enter__(self) -> "CertiverseClient":
         return self
@@ -230,7 +252,7 @@ class CertiverseClient:
         """
         data, next_link = self.page(query, start)
         yield data
-        yield from self.follow(query, next_link)
+        yield from self.follow(query, next_link, start)
 
     def page(self, query: Query, number: int = 1) -> tuple[list[dict[str, Any]], str | None]:
         """One page of ``query`` asked for by its number (the reference's ``page`` parameter): its records
@@ -238,11 +260,12 @@ class CertiverseClient:
         params = query.params if number == 1 else {**query.params, "page": str(number)}
         return self._records(query, self.base_url + ENDPOINT_PATHS[query.endpoint], params, number)
 
-    def follow(self, query: Query, next_link: str | None) -> Iterator[list[dict[str, Any]]]:
-        """Yield the pages ``nextLink`` leads to, one after another, until a page has none."""
-        seen_pages: set[tuple] = set()
+    def follow(self, query: Query, next_link: str | None, after: int = 1) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages ``nextLink`` leads to, one after another, until a page has none; ``after`` is the
+        number of the page that gave the first link."""
+        number = after
         while next_link:
-            url, params, number = self._follow(query, next_link, seen_pages)
+            url, params, number = self._follow(query, next_link, number)
             data, next_link = self._records(query, url, params, number)
             yield data
 
@@ -259,31 +282,60 @@ class CertiverseClient:
             self.page_size = len(data)
         return data, next_link
 
-    def _follow(self, query: Query, next_link: str, seen: set[tuple]) -> tuple[str, dict[str, str], int]:
-        """Check a nextLink and return the URL, params and page number it asks for."""
+    def _follow(self, query: Query, next_link: Any, current: int) -> tuple[str, dict[str, str], int]:
+        """The request for the page a nextLink names after page ``current``: the configured origin, the query's
+        endpoint and filters, and the link's page number (the page after ``current`` if the link names none)."""
         if not isinstance(next_link, str):
             raise PagingError(f"{query.describe()}: nextLink is not a string: {next_link!r}")
-        link = urlsplit(next_link)
-        if _origin(link) != self._origin:
-            # The bearer token goes with every request: never to another origin.
-            raise PagingError(
-                f"{query.describe()}: nextLink points to {link.scheme}://{link.netloc}, "
-                f"not to the API at {self.base_url}; refusing to follow it"
-            )
-        params = dict(parse_qsl(link.query, keep_blank_values=True))
-        for key, value in query.filters:
-            if params.get(key) != value:
-                log.warning("%s: nextLink dropped or changed filter %s; restoring it", query.describe(), key)
-                params[key] = value
-        try:
-            page = int(params.get("page", "1"))
-        except ValueError:
-            raise PagingError(f"{query.describe()}: nextLink has a non-numeric page: {next_link}") from None
-        key = (link.path, tuple(sorted(params.items())))
-        if key in seen or page == 1:
-            raise PagingError(f"{query.describe()}: nextLink repeats a page already read (page {page}); stopping")
-        seen.add(key)
-        return f"{link.scheme}://{link.netloc}{link.path}", params, page
+        link = next_link.strip()
+        self._note_link_target(query, link)
+        self._note_changed_filters(query, link)
+        numbers = {int(n) for n in _PAGE_PARAM.findall(link)}
+        if len(numbers) > 1:
+            raise PagingError(f"{query.describe()}: nextLink names several pages ({sorted(numbers)}): {next_link}")
+        if not numbers and not _PAGE_NAME.search(link):
+            self._note_once("no_page", "%s: nextLink names no page (%s); taking the page after each page read",
+                            query.describe(), next_link)
+            numbers = {current + 1}
+        if not numbers:
+            raise PagingError(f"{query.describe()}: nextLink has a non-numeric page: {next_link}")
+        page = numbers.pop()
+        if page <= current or page == 1:
+            raise PagingError(f"{query.describe()}: nextLink repeats a page already read (page {page} after page "
+                              f"{current}); stopping")
+        return self.base_url + ENDPOINT_PATHS[query.endpoint], {**query.params, "page": str(page)}, page
+
+    def _note_link_target(self, query: Query, link: str) -> None:
+        """Say once that the API's links name another origin or path (the request goes here anyway)."""
+        parts = urlsplit(link)
+        where = ""
+        if parts.netloc:
+            origin = _origin(parts._replace(scheme=parts.scheme or urlsplit(self.base_url).scheme))
+            if origin != self._origin:
+                where = f"{parts.scheme + ':' if parts.scheme else ''}//{parts.netloc}"
+        path = parts.path
+        if path and path.rstrip("/") != ENDPOINT_PATHS[query.endpoint]:
+            where += path
+        if where:
+            # The bearer token goes with every request: never to where a link points, only to the base URL.
+            self._note_once("target", "the API's nextLink points elsewhere (%s, for %s); following its paging on "
+                            "%s: the token is sent nowhere else", where, query.describe(), self.base_url)
+
+    def _note_changed_filters(self, query: Query, link: str) -> None:
+        """Say once that the API's links drop or change the query's filters (they are kept as they are)."""
+        raw = link.split("?", 1)[1] if "?" in link else ""
+        given = {k.lower(): v for k, v in parse_qsl(raw, keep_blank_values=True)}
+        changed = [k for k, v in query.filters if given.get(k.lower()) != v and f"{k}={v}".lower() not in raw.lower()]
+        if changed:
+            self._note_once("filters", "%s: nextLink dropped or changed filter %s; keeping the query's own filters "
+                            "(said once)", query.describe(), ", ".join(changed))
+
+    def _note_once(self, what: str, message: str, *args: Any) -> None:
+        with self._pause_lock:
+            if what in self._links_noted:
+                return
+            self._links_noted.add(what)
+        log.warning(message, *args)
 
     def _get_page(self, query: Query, url: str, params: dict[str, str] | None, page: int) -> dict[str, Any]:
         response, body = self._send(query.endpoint, "GET", url, params=params, what=f"{query.describe()} page {page}")
@@ -452,6 +504,11 @@ def _is_json_type(response: httpx.Response) -> bool:
     return not content_type or content_type == "application/json" or content_type.endswith("+json")
 
 
+# A page number in a link, however it is spelt (ASP.NET binds "Page" too) and whatever surrounds it.
+_PAGE_PARAM = re.compile(r"(?:^|[?&;#])\s*page\s*=\s*(\d+)\s*(?=$|[&;#])", re.IGNORECASE)
+_PAGE_NAME = re.compile(r"(?:^|[?&;#])\s*page\s*=", re.IGNORECASE)
+
+
 def _origin(parts: Any) -> tuple[str, str, int | None]:
     default = {"http": 80, "https": 443}.get(parts.scheme)
     return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
@@ -461,8 +518,11 @@ _MISSING = object()
 
 
 def _json_or_missing(response: httpx.Response) -> Any:
+    content = response.content
+    if content.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (orjson refuses it; it means nothing here)
+        content = content[3:]
     try:
-        return orjson.loads(response.content)  # ~2x faster than json; invalid UTF-8 is a decode error too
+        return orjson.loads(content)  # ~2x faster than json; invalid UTF-8 is a decode error too
     except orjson.JSONDecodeError:
         return _MISSING
 
