@@ -8,6 +8,7 @@ from typing import Any
 
 import dlt
 
+from ...sources.certiverse.planning import clock_note
 from ..load import duckdb_file, table_counts, vouchers_state
 from ..load.counters import last_check
 from ..load.warehouse import tables
@@ -52,6 +53,7 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0,
         "recheck_night": state.get("night"),
         "last_full_at": state.get("last_full_at"),
         "last_nightly": state.get("last_nightly"),
+        "clock": clock_note(state),
         "rows": rows,
         "counter_check": check,
         "published": published_info(working) if working else None,
@@ -70,6 +72,8 @@ def format_status(status: dict[str, Any]) -> str:
     if status["last_mode"]:
         lines.append(f"last voucher read: {status['last_mode']}; rolling re-check night {status['recheck_night']}"
                      f"; last full read {status['last_full_at']}")
+    if status.get("clock"):
+        lines.append(status["clock"])
     pending = status["pending_packages"]
     lines.append(f"pending packages: {len(pending)}" + (" (the next run finishes them first)" if pending else ""))
     if status["rows"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...sources.certiverse.planning import clock_note
 from ..load import vouchers_state
 
 
@@ -25,6 +26,9 @@ def format_summary(result: Any, headlines: list[str] | None = None) -> str:
         lines.append(f"  {endpoint:<10} {shown}")
     if result.full_read_reason:
         lines.append(f"Read everything: {result.full_read_reason}.")
+    if result.info is not None and getattr(result.info, "pipeline", None) and (note := clock_note(
+            vouchers_state(result.info.pipeline))):
+        lines.append(note)
     if result.counter_check is not None:
         lines.append(result.counter_check.sentence())
     lines += headlines or []
