@@ -15,6 +15,7 @@ from ...sources.certiverse import RequestStats, certiverse_source
 
 from ..locks import exclusive, retry_when_locked
 from . import counters
+from .child_tables import create_declared_child_tables
 from .counters import CounterCheck
 from .pipeline import FILE_FORMATS, RESOURCES, duckdb_file, vouchers_state
 from .snapshot import read_snapshot
@@ -89,6 +90,7 @@ def run_load(
         source = certiverse_source(stats=stats, full_refresh=full_refresh or bool(reason), previous=previous,
                                    **options)
         info = timed("run", lambda: locked(lambda: pipeline.run(source, loader_file_format=file_format)))
+        locked(lambda: create_declared_child_tables(pipeline))  # an empty tenant's (see child_tables.py)
         phases.update(_steps(pipeline))
         load_ids, extracted = list(info.loads_ids) if info else [], _extracted(pipeline)
         # A full read has just read every voucher afresh: what disagrees now is the API's own accounting.

@@ -74,7 +74,7 @@ def headlines(pipeline_or_client: Any, as_of: dt.date | None = None) -> list[str
     share = 100 * used / vouchers if vouchers else 0.0
     assigned_share = 100 * assigned_90 / soon_90 if soon_90 else 0.0
     return [
-        f"As of {built_for}: {vouchers:,} vouchers on {purchases:,} purchases; {used:,} used ({share:.1f}%), "
+        f"As of {built_for or start}: {vouchers:,} vouchers on {purchases:,} purchases; {used:,} used ({share:.1f}%), "
         f"{redeemable:,} still redeemable, {expired:,} expired unused, {deactivated:,} deactivated.",
         f"Money: {paid:,.2f} paid; value used {value_used:,.2f}, still redeemable {value_redeemable:,.2f}, "
         f"lost to expiry (breakage) {breakage:,.2f}.",
