@@ -21,7 +21,7 @@ which is what a warehouse must hold):
 
 * ``nulls``: omitted fields sent as ``null``, and fields the reference says are never null sent
   as null or left out (purchases' ``notes`` and ``purchasedByLastName``, programs'
-  ``voucherCodePrefix``, partner users' ``status``);
+  ``voucherCodePrefix``, partner users' ``status``, vouchers' ``voucherCode``);
 * ``unknown_enums``: status values outside the documented lists (a checkout ``CheckoutAbandoned``,
   a reservation ``Rescheduled``, a partner user ``PendingInvitation``);
 * ``new_fields``: fields the reference does not list, with one type each (text, number, an
@@ -104,6 +104,8 @@ def _null_meaning(resource: str, record: dict[str, Any]) -> None:
         for i, user in enumerate(record.get("users") or []):
             if _pick(key, f"users{i}.status", 3) == 0:
                 user["status"] = None
+    elif resource == "vouchers" and _pick(key, "voucherCode", 8) == 0:
+        record.pop("voucherCode", None)
 
 
 class Habits:
