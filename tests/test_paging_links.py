@@ -165,3 +165,33 @@ def test_a_body_with_a_byte_order_mark_and_whitespace_around_it_is_read(router):
     client = CertiverseClient(BASE, TOKEN)
     assert read(client) == ["v1"]
     assert client.stats.as_dict() == {"vouchers": {"200": 1}}
+
+
+def test_links_without_page_numbers_end_at_the_first_empty_page(router):
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params.get("page", "1"))
+        data = [{"id": f"v{number}"}] if number <= 2 else []
+        return httpx.Response(200, json={"data": data, "nextLink": f"{VOUCHERS}?isUsed=false"})
+
+    route = router.get(url__startswith=VOUCHERS).mock(side_effect=answer)
+    assert read(CertiverseClient(BASE, TOKEN)) == ["v1", "v2"]
+    assert route.call_count == 3
+
+
+@pytest.mark.parametrize("last", [" ", "\n\t"], ids=["space", "whitespace"])
+def test_a_blank_link_ends_paging_like_an_empty_one(last, router):
+    route = router.get(url__startswith=VOUCHERS).mock(side_effect=[
+        httpx.Response(200, json={"data": [{"id": "v1"}], "nextLink": "/api/vouchers?isUsed=false&page=2"}),
+        httpx.Response(200, json={"data": [{"id": "v2"}], "nextLink": last})])
+    assert read(CertiverseClient(BASE, TOKEN)) == ["v1", "v2"]
+    assert route.call_count == 2
+
+
+def test_a_link_with_a_port_that_is_no_number_is_read_for_its_page_only(router, caplog):
+    route = router.get(url__startswith=VOUCHERS).mock(side_effect=serve("absolute", pages=2))
+    route.side_effect = [httpx.Response(200, json={"data": [{"id": "v1"}],
+                                                   "nextLink": "http://internal:port/api/vouchers?page=2"}),
+                         httpx.Response(200, json={"data": [{"id": "v2"}]})]
+    caplog.set_level("WARNING")
+    assert read(CertiverseClient(BASE, TOKEN)) == ["v1", "v2"]
+    assert "points elsewhere (http://internal:port" in caplog.text

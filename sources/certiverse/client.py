@@ -265,9 +265,12 @@ class CertiverseClient:
         number of the page that gave the first link."""
         number = after
         while next_link:
-            url, params, number = self._follow(query, next_link, number)
+            url, params, number, guessed = self._follow(query, next_link, number)
             data, next_link = self._records(query, url, params, number)
             yield data
+            if guessed and not data:
+                # Links without page numbers give no end of their own: an empty page is the end.
+                return
 
     def _records(self, query: Query, url: str, params: dict[str, str], number: int
                  ) -> tuple[list[dict[str, Any]], str | None]:
@@ -276,15 +279,18 @@ class CertiverseClient:
         if not isinstance(data, list):
             raise CertiverseError(f"{query.describe()} page {number}: body has no 'data' list")
         self.stats.add_records(query.endpoint, len(data))
-        next_link = body.get("nextLink") or None
+        next_link = body.get("nextLink")
+        if not next_link or (isinstance(next_link, str) and not next_link.strip()):
+            next_link = None  # absent, null, empty or blank: the last page
         if next_link and len(data) > (self.page_size or 0):
             # Not documented: learned from the longest page that had a next page.
             self.page_size = len(data)
         return data, next_link
 
-    def _follow(self, query: Query, next_link: Any, current: int) -> tuple[str, dict[str, str], int]:
+    def _follow(self, query: Query, next_link: Any, current: int) -> tuple[str, dict[str, str], int, bool]:
         """The request for the page a nextLink names after page ``current``: the configured origin, the query's
-        endpoint and filters, and the link's page number (the page after ``current`` if the link names none)."""
+        endpoint and filters, and the link's page number (the page after ``current`` if the link names none:
+        then True, guessed)."""
         if not isinstance(next_link, str):
             raise PagingError(f"{query.describe()}: nextLink is not a string: {next_link!r}")
         link = next_link.strip()
@@ -293,7 +299,8 @@ class CertiverseClient:
         numbers = {int(n) for n in _PAGE_PARAM.findall(link)}
         if len(numbers) > 1:
             raise PagingError(f"{query.describe()}: nextLink names several pages ({sorted(numbers)}): {next_link}")
-        if not numbers and not _PAGE_NAME.search(link):
+        guessed = not numbers and not _PAGE_NAME.search(link)
+        if guessed:
             self._note_once("no_page", "%s: nextLink names no page (%s); taking the page after each page read",
                             query.describe(), next_link)
             numbers = {current + 1}
@@ -303,14 +310,17 @@ class CertiverseClient:
         if page <= current or page == 1:
             raise PagingError(f"{query.describe()}: nextLink repeats a page already read (page {page} after page "
                               f"{current}); stopping")
-        return self.base_url + ENDPOINT_PATHS[query.endpoint], {**query.params, "page": str(page)}, page
+        return self.base_url + ENDPOINT_PATHS[query.endpoint], {**query.params, "page": str(page)}, page, guessed
 
     def _note_link_target(self, query: Query, link: str) -> None:
         """Say once that the API's links name another origin or path (the request goes here anyway)."""
         parts = urlsplit(link)
         where = ""
         if parts.netloc:
-            origin = _origin(parts._replace(scheme=parts.scheme or urlsplit(self.base_url).scheme))
+            try:
+                origin = _origin(parts._replace(scheme=parts.scheme or urlsplit(self.base_url).scheme))
+            except ValueError:  # a port that is no number: somewhere else all the same
+                origin = None
             if origin != self._origin:
                 where = f"{parts.scheme + ':' if parts.scheme else ''}//{parts.netloc}"
         path = parts.path

@@ -166,7 +166,8 @@ def _check_shapes(values: dict[str, list[Any]], records: list[dict[str, Any]]) -
 
 
 def voucher_table(records: list[dict[str, Any]]) -> pa.Table:
-    """One Arrow table for a batch of voucher records as the API returns them."""
+    """One Arrow table for a batch of voucher records as the API returns them (a value read by meaning is
+    rewritten in its record, in its well-formed form: the records are the run's own, parsed from the answers)."""
     values = _flat_columns(records)
     _check_shapes(values, records)
     missing = [None] * len(records)
