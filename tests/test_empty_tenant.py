@@ -65,7 +65,8 @@ def test_a_sandbox_with_programs_but_no_purchases_runs_and_builds_empty_marts(
         monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
         assert run(tmp_path, url) == EXIT_OK
     raw = counts(tmp_path / "w.duckdb", RAW, "certiverse")
-    assert raw["programs"] == len(small_tenant_template.records("programs")) and raw["purchases"] == raw["vouchers"] == 0
+    assert raw["programs"] == len(small_tenant_template.records("programs"))
+    assert raw["purchases"] == raw["vouchers"] == 0
     assert counts(tmp_path / "w.duckdb", ["voucher_status", "voucher_utilization"], "certiverse") == {
         "voucher_status": 0, "voucher_utilization": 0}
 

@@ -3,13 +3,8 @@
 Every request of the project goes through :class:`CertiverseClient`, so respx can
 mock it in tests and the request counters see everything.
 
-Paging: the reference pages by ``page=N`` on the same query, and ``nextLink`` says that
-there is a next page and which. A link is read for that page number alone: the request
-always goes to the configured origin, with the query's own endpoint and filters, whatever
-form the link takes (relative, another host, scheme or port a proxy forgot to rewrite,
-characters left unencoded). So the token never leaves the configured origin, and a link
-cannot lead the read astray; a link that loops, repeats a page or changes the filters is
-reported.
+Paging follows ``nextLink`` for its page number only (``links.py``): every request goes to
+the configured origin; a link that loops or repeats a page stops the query.
 """
 
 from __future__ import annotations
@@ -19,16 +14,17 @@ import email.utils
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
+
+from .links import changed_filters, elsewhere, linked_pages
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +172,6 @@ class CertiverseClient:
         if max_requests_per_second is not None and max_requests_per_second <= 0:
             raise ConfigurationError(f"max_requests_per_second must be positive, got {max_requests_per_second!r}")
         self.base_url = f"{base.scheme}://{base.netloc}"
-        self._origin = _origin(base)
         self.stats = RequestStats()
         # Not documented: learned from the longest page that had a next page.
         self.page_size: int | None = None
@@ -294,51 +289,27 @@ class CertiverseClient:
         if not isinstance(next_link, str):
             raise PagingError(f"{query.describe()}: nextLink is not a string: {next_link!r}")
         link = next_link.strip()
-        self._note_link_target(query, link)
-        self._note_changed_filters(query, link)
-        numbers = {int(n) for n in _PAGE_PARAM.findall(link)}
-        if len(numbers) > 1:
-            raise PagingError(f"{query.describe()}: nextLink names several pages ({sorted(numbers)}): {next_link}")
-        guessed = not numbers and not _PAGE_NAME.search(link)
+        path = ENDPOINT_PATHS[query.endpoint]
+        if where := elsewhere(link, self.base_url, path):
+            # The bearer token goes with every request: never to where a link points, only to the base URL.
+            self._note_once("target", "the API's nextLink points elsewhere (%s, for %s); following its paging on "
+                            "%s: the token is sent nowhere else", where, query.describe(), self.base_url)
+        if changed := changed_filters(query.filters, link):
+            self._note_once("filters", "%s: nextLink dropped or changed filter %s; keeping the query's own filters "
+                            "(said once)", query.describe(), ", ".join(changed))
+        numbers = linked_pages(link)
+        guessed = numbers is None
         if guessed:
             self._note_once("no_page", "%s: nextLink names no page (%s); taking the page after each page read",
                             query.describe(), next_link)
             numbers = {current + 1}
-        if not numbers:
-            raise PagingError(f"{query.describe()}: nextLink has a non-numeric page: {next_link}")
+        if len(numbers) != 1:
+            raise PagingError(f"{query.describe()}: nextLink names no single page number: {next_link}")
         page = numbers.pop()
         if page <= current or page == 1:
             raise PagingError(f"{query.describe()}: nextLink repeats a page already read (page {page} after page "
                               f"{current}); stopping")
-        return self.base_url + ENDPOINT_PATHS[query.endpoint], {**query.params, "page": str(page)}, page, guessed
-
-    def _note_link_target(self, query: Query, link: str) -> None:
-        """Say once that the API's links name another origin or path (the request goes here anyway)."""
-        parts = urlsplit(link)
-        where = ""
-        if parts.netloc:
-            try:
-                origin = _origin(parts._replace(scheme=parts.scheme or urlsplit(self.base_url).scheme))
-            except ValueError:  # a port that is no number: somewhere else all the same
-                origin = None
-            if origin != self._origin:
-                where = f"{parts.scheme + ':' if parts.scheme else ''}//{parts.netloc}"
-        path = parts.path
-        if path and path.rstrip("/") != ENDPOINT_PATHS[query.endpoint]:
-            where += path
-        if where:
-            # The bearer token goes with every request: never to where a link points, only to the base URL.
-            self._note_once("target", "the API's nextLink points elsewhere (%s, for %s); following its paging on "
-                            "%s: the token is sent nowhere else", where, query.describe(), self.base_url)
-
-    def _note_changed_filters(self, query: Query, link: str) -> None:
-        """Say once that the API's links drop or change the query's filters (they are kept as they are)."""
-        raw = link.split("?", 1)[1] if "?" in link else ""
-        given = {k.lower(): v for k, v in parse_qsl(raw, keep_blank_values=True)}
-        changed = [k for k, v in query.filters if given.get(k.lower()) != v and f"{k}={v}".lower() not in raw.lower()]
-        if changed:
-            self._note_once("filters", "%s: nextLink dropped or changed filter %s; keeping the query's own filters "
-                            "(said once)", query.describe(), ", ".join(changed))
+        return self.base_url + path, {**query.params, "page": str(page)}, page, guessed
 
     def _note_once(self, what: str, message: str, *args: Any) -> None:
         with self._pause_lock:
@@ -512,16 +483,6 @@ def _is_json_type(response: httpx.Response) -> bool:
     """Whether the server says the body is JSON, or says nothing (a truncated JSON body then)."""
     content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     return not content_type or content_type == "application/json" or content_type.endswith("+json")
-
-
-# A page number in a link, however it is spelt (ASP.NET binds "Page" too) and whatever surrounds it.
-_PAGE_PARAM = re.compile(r"(?:^|[?&;#])\s*page\s*=\s*(\d+)\s*(?=$|[&;#])", re.IGNORECASE)
-_PAGE_NAME = re.compile(r"(?:^|[?&;#])\s*page\s*=", re.IGNORECASE)
-
-
-def _origin(parts: Any) -> tuple[str, str, int | None]:
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
 
 
 _MISSING = object()

@@ -38,7 +38,8 @@ from .client import CertiverseError
 from .schema import AS_SENT, DOCUMENTED
 
 # Surrounding characters that are never part of a value's meaning: whitespace and the byte-order mark.
-STRAY = " \t\n\r\x0b\x0c\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u202f\u3000\ufeff"
+STRAY = (" \t\n\r\x0b\x0c\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u202f"
+         "\u3000\ufeff")
 TRUE = frozenset({"true", "1", "yes", "y", "t", "on"})
 FALSE = frozenset({"false", "0", "no", "n", "f", "off"})
 _ASPNET_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
