@@ -120,7 +120,7 @@ def plan_voucher_read(catalog: Catalog, previous: Snapshot | None, state: Mappin
     """A full read without a snapshot; else tonight's nightly plan, unless it costs no less than a full read."""
     facts = voucher_facts(catalog.programs(), catalog.purchases())  # read first: their answers carry the clock
     now = api_now(catalog, as_of)
-    offset = catalog.client.clock_offset()
+    offset = catalog.client.clock_offset() if as_of is None else None  # as_of: the clocks decided nothing
     page = catalog.client.page_size or DEFAULT_PAGE_SIZE
     night = int(state.get("night", 0))
     if previous is None:
