@@ -39,6 +39,11 @@ def dlt_warnings():
     logger.removeHandler(records)
 
 
+def warnings_in(err: str) -> list[str]:
+    """Warning lines of a run's log, but the one about the clocks: the simulated tenant's day is not today."""
+    return [line for line in err.splitlines() if " WARNING " in line and "the API's clock is" not in line]
+
+
 def load_args(url, warehouse, pipelines) -> list[str]:
     return ["-v", "load", "--json", "--base-url", url, "--duckdb-file", str(warehouse), "--pipelines-dir",
             str(pipelines)]
@@ -59,7 +64,7 @@ def test_two_warehouses_used_in_turn_from_one_pipelines_folder_keep_their_own_st
             captured = capsys.readouterr()
             summaries.append(json.loads(captured.out))
             # -v shows every log line of the project and of the libraries: none is a warning
-            assert " WARNING " not in captured.err, captured.err
+            assert warnings_in(captured.err) == []
     assert [w.getMessage() for w in dlt_warnings if w.levelno >= logging.WARNING] == []
     # Each warehouse's first load reads everything; every later one is a nightly read of its own state,
     # the rolling re-check counting that warehouse's nights only (the night the next run takes is shown).
@@ -83,7 +88,7 @@ def test_a_failed_postgres_try_leaves_nothing_to_the_next_duckdb_run(small_tenan
         capsys.readouterr()
         assert main(load_args(url, tmp_path / "w.duckdb", pipelines)) == EXIT_OK
     captured = capsys.readouterr()
-    assert "postgres" not in captured.err and " WARNING " not in captured.err, captured.err
+    assert "postgres" not in captured.err and warnings_in(captured.err) == [], captured.err
     assert [w.getMessage() for w in dlt_warnings if w.levelno >= logging.WARNING] == []
     assert json.loads(captured.out)["mode"] == "full read"
 
