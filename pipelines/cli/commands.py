@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .codes import EXIT_API, EXIT_OK, EXIT_STALE
+from .codes import EXIT_OK, EXIT_STALE
 
 
 def _credentials(args: argparse.Namespace) -> Any:
@@ -207,16 +207,13 @@ def cmd_purchase_create(args: argparse.Namespace) -> int:
 
     from ...sources.certiverse import CertiverseClient
 
-    from ..purchase import PurchaseRefused, create_purchase
+    from ..purchase import create_purchase
 
     base_url = args.base_url or dlt.config.get("sources.certiverse.base_url")
     token = dlt.secrets.get("sources.certiverse.api_token")
     with CertiverseClient(base_url, token) as client:
-        try:
-            created = create_purchase(client, args.partner, args.program, args.quantity, args.notes)
-        except PurchaseRefused as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_API
+        # a refused purchase (PurchaseRefused) is the caller's request, not the API failing: exit 2 (failures.py)
+        created = create_purchase(client, args.partner, args.program, args.quantity, args.notes)
     if args.json:
         print(json.dumps(created, indent=2))
     else:

@@ -7,6 +7,7 @@ import datetime as dt
 
 from ... import version
 from . import commands as handlers
+from .codes import epilog
 
 WORKERS_HELP = "queries fetched at once (default: [sources.certiverse] workers, else 16)"
 DUCKDB_FILE_HELP = "DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)"
@@ -18,11 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load Certiverse voucher data (partners, programs, purchases, vouchers) into "
         "DuckDB or Postgres with dlt. Configuration comes from .dlt/config.toml, .dlt/secrets.toml "
         "and environment variables such as SOURCES__CERTIVERSE__BASE_URL and SOURCES__CERTIVERSE__API_TOKEN.",
-        epilog="Exit codes: 0 ok, 1 other failure, 2 usage or configuration, 3 token missing or refused, "
-        "4 API failure, 5 destination failure (e.g. the DuckDB file is locked), 6 data stale (status).",
+        epilog=epilog(),
     )
     parser.add_argument("--version", action="version", version=f"certiverse {version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging and full tracebacks (the exit code stays the same)")
     parser.add_argument("--progress", action="store_true", help="log progress lines while running")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
