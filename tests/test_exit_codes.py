@@ -165,6 +165,25 @@ def test_an_api_failing_after_its_retries_exits_4(tmp_path, monkeypatch, capsys)
     assert "giving up after 2 attempt(s)" in one_error_line(plain)
 
 
+@covers(EXIT_API)
+def test_a_documented_field_sent_with_another_type_exits_4(small_tenant, simulator, tmp_path, monkeypatch, capsys):
+    documented = small_tenant.voucher_record
+
+    def voucher(v: int) -> dict:
+        record = documented(v)
+        if v == 0:
+            record["isUsed"] = "yes"  # the reference says boolean
+        return record
+
+    monkeypatch.setattr(small_tenant, "voucher_record", voucher)
+    with simulator(small_tenant) as (app, url):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", app.token)
+        code = main(["load", "--base-url", url, *warehouse(tmp_path)])
+    assert code == EXIT_API
+    assert "the API sent a value the loader cannot store as documented: Could not convert 'yes'" in one_error_line(
+        capsys.readouterr().err)
+
+
 # -- 5 destination -------------------------------------------------------------------------------
 
 
