@@ -6,6 +6,8 @@ a failed statement in ``DatabaseException`` (``.dbapi_exception``), and Python c
 causes. :func:`classify` collects the whole chain, then asks the rules in order of how
 specific they are; the first rule that recognises any link of the chain decides. Code 1
 is left for what no rule recognises: something unexpected.
+
+Imports sit in the rules: `certiverse --help` answers without loading dlt.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import os
 import re
 import sys
 from typing import Any, Callable, Iterator
-
-from ...sources.certiverse import AuthError, CertiverseError, ConfigurationError
 
 from .codes import (
     EXIT_API,
@@ -65,11 +65,15 @@ def _one_line(text: str) -> str:
 
 
 def _token(link: BaseException) -> Outcome | None:
+    from ...sources.certiverse import AuthError
+
     return (EXIT_AUTH, str(link)) if isinstance(link, AuthError) else None
 
 
 def _configuration(link: BaseException) -> Outcome | None:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
+
+    from ...sources.certiverse import ConfigurationError
 
     from ..purchase import PurchaseRefused
 
@@ -108,6 +112,8 @@ def _transform(link: BaseException) -> Outcome | None:
 
 
 def _api(link: BaseException) -> Outcome | None:
+    from ...sources.certiverse import CertiverseError
+
     return (EXIT_API, str(link)) if isinstance(link, CertiverseError) else None
 
 
