@@ -8,6 +8,7 @@ import sys
 import time
 from types import SimpleNamespace
 
+from certiverse_warehouse.pipelines.cli import EXIT_CONFIG, main
 from certiverse_warehouse.pipelines.load.counters import CounterCheck
 from certiverse_warehouse.pipelines.load.schema_changes import new_columns
 from certiverse_warehouse.pipelines.notifications import (
@@ -143,3 +144,25 @@ def test_new_columns_are_those_the_schema_gained_and_none_on_a_first_load():
              "partners__labels": frozenset({"value"})}
     assert new_columns(before, after) == {"partners": ["region"], "partners__labels": ["value"]}
     assert new_columns({}, after) == {}
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+def test_a_failed_command_sends_one_message_with_its_code_and_never_the_token(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)
+    # a token pasted into the base URL: the refusal quotes the URL, token and all
+    pasted = f"http://127.0.0.1:9/api/{TOKEN}"
+    with recording_webhook() as (url, received):
+        monkeypatch.setenv("NOTIFICATIONS__WEBHOOK_URL", url)
+        code = main(["load", "--base-url", pasted, "--duckdb-file", str(tmp_path / "w.duckdb"),
+                     "--pipelines-dir", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert code == EXIT_CONFIG
+    [raw] = received.raw
+    assert TOKEN.encode() not in raw and TOKEN not in err
+    [message] = received.messages
+    facts = message["certiverse"]
+    assert (facts["event"], facts["command"], facts["exit_code"]) == (COMMAND_FAILED, "load", EXIT_CONFIG)
+    assert facts["warehouse"] == str(tmp_path / "w.duckdb")
+    assert "the base URL is the API root without a path: use http://127.0.0.1:9" in message["text"]
