@@ -22,6 +22,7 @@ from .codes import (
     EXIT_TRANSFORM,
 )
 from .failures import classify
+from .logs import configure_logging
 from .parser import build_parser
 
 __all__ = ["EXIT_API", "EXIT_AUTH", "EXIT_CONFIG", "EXIT_DESTINATION", "EXIT_FAILURE", "EXIT_OK", "EXIT_SIGINT",
@@ -34,16 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO if args.progress else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request at INFO; its URLs carry no token, but they drown the progress lines.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if getattr(args, "lock_timeout", None) is not None:
-        import dlt
-
-        dlt.config["destination.duckdb.lock_timeout"] = args.lock_timeout
+    configure_logging(args.verbose, args.progress)
     try:
         return args.handler(args)
     except KeyboardInterrupt:
