@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from types import SimpleNamespace
 
-from certiverse_warehouse.pipelines.cli import EXIT_CONFIG, main
+import pytest
+
+from certiverse_warehouse.pipelines.cli import EXIT_CONFIG, EXIT_OK, EXIT_STALE, main
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.load.counters import CounterCheck
 from certiverse_warehouse.pipelines.load.schema_changes import new_columns
 from certiverse_warehouse.pipelines.notifications import (
@@ -22,6 +28,7 @@ from certiverse_warehouse.pipelines.notifications import (
     redact,
     stale_notice,
 )
+from tests.test_counter_check import use
 from tests.webhooks import closed_port_url, hanging_webhook, recording_webhook
 
 TOKEN = "tok-3f9a1c77e2b14d0c"
@@ -166,3 +173,107 @@ def test_a_failed_command_sends_one_message_with_its_code_and_never_the_token(tm
     assert (facts["event"], facts["command"], facts["exit_code"]) == (COMMAND_FAILED, "load", EXIT_CONFIG)
     assert facts["warehouse"] == str(tmp_path / "w.duckdb")
     assert "the base URL is the API root without a path: use http://127.0.0.1:9" in message["text"]
+
+
+def use_a_settled_voucher(tenant) -> str:
+    """A deactivated voucher of a Complete purchase is re-activated and used today, which no nightly plan
+    expects: the counter check finds and repairs its purchase. Returns the purchase's code."""
+    vs = tenant.vouchers
+    return use(tenant, min(v for v in tenant.deactivated if tenant.purchases[vs.purchase[v]].status == "Complete"))
+
+
+def nightly_env(monkeypatch, url: str) -> None:
+    """Small pages, a low cap and a long rolling re-check: the second load is a nightly read that re-reads
+    next to nothing settled (what changed there reaches the warehouse only through the counter check)."""
+    monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)
+    monkeypatch.setenv("SOURCES__CERTIVERSE__BASE_URL", url)
+    monkeypatch.setenv("SOURCES__CERTIVERSE__RECORD_CAP", "400")
+    monkeypatch.setenv("SOURCES__CERTIVERSE__RECHECK_NIGHTS", "100000")
+
+
+def test_a_run_that_repairs_a_purchase_sends_one_message_naming_it(small_tenant, simulator, tmp_path, monkeypatch,
+                                                                    capsys):
+    args = ["--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    with simulator(small_tenant, token=TOKEN, cap=400, page_size=20) as (_, api), \
+            recording_webhook() as (url, received):
+        nightly_env(monkeypatch, api)
+        monkeypatch.setenv("NOTIFICATIONS__WEBHOOK_URL", url)
+        assert main(["load", *args]) == EXIT_OK  # a first load: nothing to tell
+        assert received.raw == []
+        code = use_a_settled_voucher(small_tenant)
+        assert main(["load", *args]) == EXIT_OK
+    [raw] = received.raw
+    assert TOKEN.encode() not in raw
+    [message] = received.messages
+    facts = message["certiverse"]
+    assert (facts["event"], facts["command"], facts["exit_code"]) == (RUN_FINDINGS, "load", EXIT_OK)
+    [finding] = facts["findings"]
+    assert finding["kind"] == "purchases_repaired" and code in finding["purchases"]
+    assert code in message["text"] and facts["figures"]["mode"].startswith("nightly read")
+
+
+def test_a_column_the_api_starts_to_send_is_told_once(small_tenant, simulator, tmp_path, monkeypatch, capsys):
+    args = ["--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    documented = small_tenant.purchase_record
+    with simulator(small_tenant, token=TOKEN) as (_, api), recording_webhook() as (url, received):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)
+        monkeypatch.setenv("NOTIFICATIONS__WEBHOOK_URL", url)
+        assert main(["load", "--base-url", api, *args]) == EXIT_OK
+        monkeypatch.setattr(small_tenant, "purchase_record", lambda i: {**documented(i), "salesRegion": "EMEA"})
+        assert main(["load", "--base-url", api, *args]) == EXIT_OK
+        assert main(["load", "--base-url", api, *args]) == EXIT_OK  # known by now: nothing new
+    [raw] = received.raw
+    assert TOKEN.encode() not in raw
+    [message] = received.messages
+    [finding] = message["certiverse"]["findings"]
+    assert finding["kind"] == "new_columns" and finding["columns"] == {"purchases": ["sales_region"]}
+    assert "purchases.sales_region" in message["text"]
+
+
+def test_status_finding_the_warehouse_stale_sends_one_message(small_tenant_template, simulator, tmp_path,
+                                                              monkeypatch, capsys):
+    monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)
+    context = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")
+    with simulator(small_tenant_template, token=TOKEN) as (_, api):
+        run_load(context, {"base_url": api})
+    args = ["--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    with recording_webhook() as (url, received):
+        monkeypatch.setenv("NOTIFICATIONS__WEBHOOK_URL", url)
+        assert main(["status", *args]) == EXIT_OK  # fresh: nothing to tell
+        assert main(["status", "--max-age-hours", "0", *args]) == EXIT_STALE
+    [raw] = received.raw
+    assert TOKEN.encode() not in raw
+    [message] = received.messages
+    facts = message["certiverse"]
+    assert (facts["event"], facts["command"], facts["exit_code"]) == (WAREHOUSE_STALE, "status", EXIT_STALE)
+    assert facts["warehouse"] == str(tmp_path / "w.duckdb") and facts["figures"]["freshness_limit_hours"] == 0
+    assert "is STALE: last successful load" in message["text"]
+
+
+@pytest.mark.parametrize("webhook", ["unreachable", "hanging"])
+def test_a_webhook_that_fails_or_hangs_leaves_the_result_and_the_code_and_costs_seconds_at_most(
+    webhook, small_tenant, simulator, tmp_path, monkeypatch, capsys
+):
+    args = ["--json", "--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    documented = small_tenant.purchase_record
+    monkeypatch.setenv("NOTIFICATIONS__TIMEOUT", str(TIMEOUT))
+    with simulator(small_tenant, token=TOKEN) as (_, api), \
+            (hanging_webhook() if webhook == "hanging" else nullcontext(closed_port_url())) as url:
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)
+        monkeypatch.setenv("NOTIFICATIONS__WEBHOOK_URL", url)
+        assert main(["load", "--base-url", api, *args]) == EXIT_OK
+        capsys.readouterr()
+        # a new column: the load has something to tell, and the webhook cannot take it
+        monkeypatch.setattr(small_tenant, "purchase_record", lambda i: {**documented(i), "salesRegion": "EMEA"})
+        started = time.monotonic()
+        code = main(["load", "--base-url", api, *args])
+        wall = time.monotonic() - started
+        summary = json.loads(capsys.readouterr().out)
+        # a failing command: the same code as without a webhook
+        started = time.monotonic()
+        failed = main(["load", "--base-url", api + "/not-the-root", *args])
+        failing_wall = time.monotonic() - started
+    assert code == EXIT_OK and failed == EXIT_CONFIG
+    assert summary["rows"]["purchases"] == len(small_tenant.records("purchases"))
+    assert wall - summary["seconds"] < BOUND and failing_wall < BOUND
+    assert f"not delivered: {'ReadTimeout' if webhook == 'hanging' else 'ConnectError'}" in capsys.readouterr().err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import traceback
 from typing import Sequence
@@ -66,19 +65,14 @@ def command_name(args: argparse.Namespace) -> str:
 
 
 def warehouse_name(args: argparse.Namespace) -> str:
-    """The warehouse a command worked on, for a message: the DuckDB file, or Postgres' host and database (never
-    its password); best effort, since the failure may be that it cannot be configured."""
-    import dlt
-
-    if not hasattr(args, "destination"):
+    """The warehouse a command worked on, for a message: the DuckDB file, or Postgres' host, database and dataset
+    (never its password); best effort, since the failure may be that it cannot be configured."""
+    destination = getattr(args, "destination", "duckdb" if hasattr(args, "duckdb_file") else None)
+    if destination is None:
         return "no warehouse"
-    if args.destination == "duckdb":
-        target = args.duckdb_file or dlt.secrets.get("destination.duckdb.credentials") or "warehouse.duckdb"
-        return os.path.abspath(target) if isinstance(target, str) else "a DuckDB file"
     try:
-        from dlt.common.configuration.specs import ConnectionStringCredentials
+        from ..context import Warehouse
 
-        c = ConnectionStringCredentials(dlt.secrets.get("destination.postgres.credentials"))
-        return f"postgresql://{c.username}@{c.host}:{c.port or 5432}/{c.database}"
-    except Exception:  # no or unreadable credentials: the failure itself says so
-        return "Postgres (not configured)"
+        return Warehouse.from_config(destination, args.duckdb_file if destination == "duckdb" else None).name
+    except Exception:  # the failure itself says what is wrong with it
+        return f"{destination} (not configured)"

@@ -7,6 +7,7 @@ same. ``pipelines.cli.failures.classify`` maps every failure onto these.
 
 from __future__ import annotations
 
+import textwrap
 from typing import NamedTuple
 
 EXIT_OK = 0
@@ -68,5 +69,7 @@ def epilog() -> str:
         EXIT_TRANSFORM: "marts not built (dbt model or test failed)", EXIT_SIGINT: "interrupted (SIGINT)",
         EXIT_SIGTERM: "stopped (SIGTERM)",
     }
-    return "Exit codes: " + ", ".join(f"{row.code} {short[row.code]}" for row in EXIT_CODES) + \
-        ". -v adds detail (tracebacks, library logs) but never changes the code."
+    lines = ["Exit codes (-v adds detail, tracebacks and library logs, but never changes the\ncode):"]
+    lines += [textwrap.fill(f"{row.code:<5}{short[row.code]}", width=79, initial_indent="  ",
+                            subsequent_indent=" " * 7) for row in EXIT_CODES]
+    return "\n".join(lines)

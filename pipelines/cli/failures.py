@@ -89,11 +89,9 @@ def _configuration(link: BaseException) -> Outcome | None:
 
 def _warehouse_busy(link: BaseException) -> Outcome | None:
     from ..locks import PipelineBusyError, WarehouseLockedError, lock_holder
-    from ..publishing import PublishError, published_hint
+    from ..publishing import PublishError
 
-    if isinstance(link, WarehouseLockedError):
-        return EXIT_DESTINATION, link.explain(link.published or published_hint(link.path))
-    if isinstance(link, (PipelineBusyError, PublishError)):
+    if isinstance(link, (WarehouseLockedError, PipelineBusyError, PublishError)):
         return EXIT_DESTINATION, str(link)
     holder = lock_holder(link)
     if holder:
