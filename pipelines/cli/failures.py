@@ -144,6 +144,9 @@ def _storage(link: BaseException) -> Outcome | None:
     """A file or folder the command writes (pipeline state, the report, the published copy)."""
     if not isinstance(link, OSError):
         return None
+    if isinstance(link, BrokenPipeError):
+        # not a file of ours: whoever read the output (`| head`) went away before it was written
+        return EXIT_FAILURE, "the output's reader went away before it was written (broken pipe)"
     if not link.strerror:
         return EXIT_DESTINATION, str(link)
     where = f" {link.filename}" if link.filename else ""
