@@ -221,7 +221,8 @@ def configured_secrets() -> list[str]:
     import dlt
 
     found: list[str] = []
-    for key in ("sources.certiverse.api_token", "destination.postgres.credentials"):
+    for key in ("sources.certiverse.api_token", "destination.postgres.credentials",
+                "destination.postgres.credentials.password"):
         try:
             value = dlt.secrets.get(key)
         except Exception:  # an unreadable setting fails the command elsewhere, with its own message

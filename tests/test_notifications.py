@@ -230,6 +230,21 @@ def test_a_column_the_api_starts_to_send_is_told_once(small_tenant, simulator, t
     assert "purchases.sales_region" in message["text"]
 
 
+def test_a_full_read_forced_by_a_warehouse_that_lost_its_data_is_told(small_tenant_template, simulator, tmp_path,
+                                                                       monkeypatch, capsys):
+    args = ["--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    with simulator(small_tenant_template, token=TOKEN) as (_, api), recording_webhook() as (url, received):
+        monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)
+        monkeypatch.setenv("NOTIFICATIONS__WEBHOOK_URL", url)
+        assert main(["load", "--base-url", api, *args]) == EXIT_OK
+        (tmp_path / "w.duckdb").unlink()  # someone deleted the warehouse; the local state stayed
+        assert main(["load", "--base-url", api, *args]) == EXIT_OK
+    [message] = received.messages
+    [finding] = message["certiverse"]["findings"]
+    assert finding["kind"] == "full_read" and finding["reason"] == "the warehouse holds no earlier load"
+    assert "everything was read again: the warehouse holds no earlier load" in message["text"]
+
+
 def test_status_finding_the_warehouse_stale_sends_one_message(small_tenant_template, simulator, tmp_path,
                                                               monkeypatch, capsys):
     monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)

@@ -43,7 +43,8 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         todo += [getattr(current, name, None) for name in ("exception", "inner_exc", "dbapi_exception")]
-        todo += [current.__cause__, current.__context__]
+        # `raise ... from None` says the error being handled is not the cause: not followed
+        todo += [current.__cause__, None if current.__suppress_context__ else current.__context__]
 
 
 def classify(exc: BaseException) -> Outcome:
