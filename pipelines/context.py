@@ -26,6 +26,7 @@ from typing import Any, Callable
 import dlt
 
 from .locks import DEFAULT_LOCK_TIMEOUT, LockPolicy, retry_when_locked
+from .notifications import Webhook, configured_secrets
 
 PIPELINE_NAME = "certiverse"
 DATASET_NAME = "certiverse"
@@ -160,12 +161,13 @@ def _flag(key: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class RunContext:
     """What every step of one command needs: the warehouse, its local state, the lock policy, the publish
-    targets, and dlt's pipeline on them (made on first use)."""
+    targets, where notices go, and dlt's pipeline on them (made on first use)."""
 
     warehouse: Warehouse
     pipelines_dir: Path
     locks: LockPolicy = field(default_factory=LockPolicy)
     publish: Targets | None = None  # DuckDB: where the published copy goes; None: not published
+    notifications: Webhook = field(default_factory=lambda: Webhook(None))  # [notifications]; default: none
     progress: Any = None  # a dlt progress collector, for the pipeline's steps
     pipeline_name: str = PIPELINE_NAME
 
@@ -188,6 +190,7 @@ class RunContext:
         ``credentials``: see :meth:`Warehouse.from_config`. ``pipelines_dir``: the pipelines folder
         (default dlt's, ``~/.dlt/pipelines``). ``lock_timeout``: seconds to wait for a DuckDB file another
         process holds (default ``[destination.duckdb] lock_timeout``, else 180); ``on_wait`` hears why.
+        Notices go to ``[notifications] webhook_url`` (``pipelines/notifications.py``), if set.
         Raises ``ConfigurationError`` when ``[publish]`` names the working file itself.
         """
         from dlt.common.pipeline import get_dlt_pipelines_dir
@@ -202,6 +205,7 @@ class RunContext:
             pipelines_dir=Path(os.path.abspath(pipelines_dir or get_dlt_pipelines_dir())),
             locks=LockPolicy(float(lock_timeout), on_wait),
             publish=targets,
+            notifications=Webhook.from_configuration(configured_secrets()),
             progress=progress,
             pipeline_name=pipeline_name,
         )

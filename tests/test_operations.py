@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from certiverse_warehouse.pipelines.cli import EXIT_API, EXIT_OK, EXIT_STALE, main
+from certiverse_warehouse.pipelines.cli import EXIT_CONFIG, EXIT_OK, EXIT_STALE, main
 from certiverse_warehouse.pipelines.context import RunContext
 from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.purchase import PurchaseRefused, create_purchase
@@ -74,7 +74,7 @@ def test_purchase_create_refuses_a_priced_program_without_sending_anything(small
         code = main(["purchase", "create", "--partner", active_partner(small_tenant), "--program",
                      priced_program(small_tenant), "--quantity", "5", "--notes", "x", "--base-url", url])
         posts = sum(n for (path, status), n in app.stats.items() if path == "/api/vouchers/purchases")
-    assert code == EXIT_API
+    assert code == EXIT_CONFIG
     assert "only $0 programs" in capsys.readouterr().err
     assert posts == 0
 

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
-from typing import Any, Sequence
+import traceback
+from typing import Sequence
 
-from .codes import EXIT_API, EXIT_AUTH, EXIT_CONFIG, EXIT_DESTINATION, EXIT_FAILURE, EXIT_OK, EXIT_STALE
+from .codes import (
+    EXIT_API,
+    EXIT_AUTH,
+    EXIT_CONFIG,
+    EXIT_DESTINATION,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_STALE,
+    EXIT_TRANSFORM,
+)
+from .failures import classify
 from .logs import configure_logging
 from .parser import build_parser
 
-__all__ = ["EXIT_API", "EXIT_AUTH", "EXIT_CONFIG", "EXIT_DESTINATION", "EXIT_FAILURE", "EXIT_OK", "EXIT_STALE",
-           "build_parser", "classify", "main"]
+__all__ = ["EXIT_API", "EXIT_AUTH", "EXIT_CONFIG", "EXIT_DESTINATION", "EXIT_FAILURE", "EXIT_OK", "EXIT_SIGINT",
+           "EXIT_SIGTERM", "EXIT_STALE", "EXIT_TRANSFORM", "build_parser", "classify", "main"]
 
 log = logging.getLogger("certiverse")
 
@@ -25,66 +39,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
     except Exception as exc:  # the one place that turns failures into exit codes
         code, message = classify(exc)
-        print(f"error: {message}", file=sys.stderr)
-        if args.verbose:
-            raise
+        _fail(args, exc, code, message)
         return code
 
 
-def classify(exc: BaseException) -> tuple[int, str]:
-    """Exit code and one-line message for a failure, looking through dlt's wrappers for the cause."""
-    # imported here: `certiverse --help` answers without loading dlt
-    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+def _fail(args: argparse.Namespace, exc: BaseException, code: int, message: str) -> None:
+    """Say the failure on stderr (with -v its traceback too) and to the webhook, without any secret."""
+    from ..notifications import Webhook, configured_secrets, failure_notice, redact
 
-    from ...sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
-    from ..locks import WarehouseLockedError, lock_holder
-    from ..publishing import PublishError
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, AuthError):
-            return EXIT_AUTH, str(seen)
-        if isinstance(seen, ConfigurationError):
-            return EXIT_CONFIG, str(seen)
-        if isinstance(seen, ConfigFieldMissingException):
-            return _missing_config(seen)
-        if isinstance(seen, WarehouseLockedError):
-            return EXIT_DESTINATION, str(seen)
-        if isinstance(seen, PublishError):
-            return EXIT_DESTINATION, str(seen)
-        if isinstance(seen, (ApiUnavailableError, CertiverseError)):
-            return EXIT_API, str(seen)
-        seen = seen.__cause__ or seen.__context__ or getattr(seen, "exception", None)
-    from dlt.pipeline.exceptions import PipelineStepFailed
-
-    holder = lock_holder(exc)
-    if holder:
-        return EXIT_DESTINATION, (f"the DuckDB file is locked by {holder}: close that connection and run again; "
-                                  "readers should open the published copy instead (see `certiverse status`)")
-    if isinstance(exc, PipelineStepFailed) and exc.step in ("load", "sync", "normalize"):
-        return EXIT_DESTINATION, f"{exc.step} step failed: {exc.exception}"
-    return EXIT_FAILURE, f"{type(exc).__name__}: {exc}"
+    secrets = configured_secrets()
+    message = redact(message, secrets)
+    if args.verbose:
+        # detail for a person reading the log; the code stays the contract's (codes.py)
+        print(redact("".join(traceback.format_exception(exc)), secrets), end="", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    Webhook.from_configuration(secrets).send(failure_notice(command_name(args), code, message, warehouse_name(args)))
 
 
-# dlt's message lists every place it looked, over twenty lines: one line first, the rest with -v.
-_MISSING = {
-    "base_url": (EXIT_CONFIG, "no base URL: set [sources.certiverse] base_url in .dlt/config.toml, "
-                              "SOURCES__CERTIVERSE__BASE_URL, or --base-url"),
-    "api_token": (EXIT_AUTH, "no API token: set SOURCES__CERTIVERSE__API_TOKEN or [sources.certiverse] api_token "
-                             "in .dlt/secrets.toml"),
-    "credentials": (EXIT_CONFIG, "no destination credentials: for Postgres set DESTINATION__POSTGRES__CREDENTIALS "
-                                 "(postgresql://user:password@host:5432/db) or [destination.postgres] credentials "
-                                 "in .dlt/secrets.toml"),
-}
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed: ``run``, ``purchase create``."""
+    return " ".join(part for part in (args.command, getattr(args, "purchase_command", None)) if part)
 
 
-def _missing_config(exc: Any) -> tuple[int, str]:
-    for field in exc.fields:
-        if field in _MISSING:
-            code, message = _MISSING[field]
-            return code, message + " (-v shows where dlt looked)"
-    return EXIT_CONFIG, (f"missing configuration {', '.join(exc.fields)} of {exc.spec_name} "
-                         "(-v shows where dlt looked)")
+def warehouse_name(args: argparse.Namespace) -> str:
+    """The warehouse a command worked on, for a message: the DuckDB file, or Postgres' host, database and dataset
+    (never its password); best effort, since the failure may be that it cannot be configured."""
+    destination = getattr(args, "destination", "duckdb" if hasattr(args, "duckdb_file") else None)
+    if destination is None:
+        return "no warehouse"
+    try:
+        from ..context import Warehouse
+
+        return Warehouse.from_config(destination, args.duckdb_file if destination == "duckdb" else None).name
+    except Exception:  # the failure itself says what is wrong with it
+        return f"{destination} (not configured)"

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .codes import EXIT_API, EXIT_OK, EXIT_STALE
+from .codes import EXIT_OK, EXIT_STALE
+from .failures import classify
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -87,6 +88,17 @@ def _build_and_publish(context: RunContext, phases: Phases, as_of: dt.date | Non
     return transform, figures, publication
 
 
+def _tell_findings(context: RunContext, command: str, load: Any, exit_code: int) -> None:
+    """Send what the load found that an operator should know (repaired purchases, new columns, a forced
+    full read) to the webhook, if anything; sent after the summary, outside the command's phases."""
+    from ..notifications import findings_notice, load_findings
+
+    figures = {"seconds": round(load.seconds, 3), "mode": load.mode, "read": load.extracted,
+               "written": load.written, "rows": load.rows}
+    context.notifications.send(findings_notice(command, exit_code, load_findings(load), context.warehouse.name,
+                                               figures))
+
+
 def _print_summary(summary: CommandSummary, *, json_output: bool = False, model_seconds: bool = False) -> None:
     from ..reporting.summary import as_json, format_summary
 
@@ -106,6 +118,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     phases.update(load.phases)
     _print_summary(CommandSummary("load", time.perf_counter() - started, phases.as_dict(), load=load),
                    json_output=args.json)
+    _tell_findings(context, "load", load, EXIT_OK)
     return EXIT_OK
 
 
@@ -129,10 +142,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     context, phases = _start(args, started, _progress(args))
     load = run_load(context, _source_config(args), full_refresh=args.full_refresh)
     phases.update(load.phases)
-    transform, figures, publication = _build_and_publish(context, phases, args.as_of, args.select)
+    try:
+        transform, figures, publication = _build_and_publish(context, phases, args.as_of, args.select)
+    except Exception as exc:  # what the load found is still worth telling, with the code the run ends with
+        _tell_findings(context, "run", load, classify(exc)[0])
+        raise
     _print_summary(CommandSummary("run", time.perf_counter() - started, phases.as_dict(), load=load,
                                   transform=transform, headlines=figures, publication=publication),
                    json_output=args.json)
+    _tell_findings(context, "run", load, EXIT_OK)
     return EXIT_OK
 
 
@@ -214,10 +232,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from ..reporting.status import format_status, pipeline_status
 
+    from ..notifications import stale_notice
+
     context = _context(args, read_only=True)
     status = context.on_warehouse(pipeline_status, context, args.max_age_hours)
     print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
-    return EXIT_STALE if status["stale"] else EXIT_OK
+    if not status["stale"]:
+        return EXIT_OK
+    context.notifications.send(stale_notice("status", EXIT_STALE, status, context.warehouse.name))
+    return EXIT_STALE
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -234,16 +257,13 @@ def cmd_purchase_create(args: argparse.Namespace) -> int:
 
     from ...sources.certiverse import CertiverseClient
 
-    from ..purchase import PurchaseRefused, create_purchase
+    from ..purchase import create_purchase
 
     base_url = args.base_url or dlt.config.get("sources.certiverse.base_url")
     token = dlt.secrets.get("sources.certiverse.api_token")
     with CertiverseClient(base_url, token) as client:
-        try:
-            created = create_purchase(client, args.partner, args.program, args.quantity, args.notes)
-        except PurchaseRefused as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_API
+        # a refused purchase (PurchaseRefused) is the caller's request, not the API failing: exit 2 (failures.py)
+        created = create_purchase(client, args.partner, args.program, args.quantity, args.notes)
     if args.json:
         print(json.dumps(created, indent=2))
     else:
@@ -260,3 +280,31 @@ def cmd_dbt_profile(args: argparse.Namespace) -> int:
     warehouse = Warehouse.from_config(args.destination, args.duckdb_file if args.destination == "duckdb" else None)
     print(write_profile(warehouse, args.profiles_dir))
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from ..check import FAILED, exit_code, run_checks
+    from ..notifications import Webhook, configured_secrets, failure_notice, redact
+
+    results = run_checks(lambda: _context(args), args.base_url, classify)
+    code = exit_code(results)
+    secrets = configured_secrets()
+    if args.json:
+        print(json.dumps(redact({"ok": code == EXIT_OK, "exit_code": code,
+                                 "checks": [r.as_dict() for r in results]}, secrets), indent=2, default=str))
+    else:
+        for result in results:
+            code_note = f" (exit {result.exit_code})" if result.exit_code else ""
+            head = f"{result.status.upper():<8}{result.name}{code_note}"
+            print(redact(f"{head}: {result.detail}", secrets))
+            for warning in result.warnings:
+                print(f"WARNING {result.name}: {warning}")
+        print("All checks passed; nothing was loaded." if code == EXIT_OK else
+              f"A check failed: exit {code}; nothing was loaded.")
+    failed = next((r for r in results if r.status == FAILED), None)
+    if failed is not None:
+        from . import warehouse_name
+
+        message = redact(f"{failed.name} check failed: {failed.detail}", secrets)
+        Webhook.from_configuration(secrets).send(failure_notice("check", code, message, warehouse_name(args)))
+    return code

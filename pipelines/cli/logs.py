@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 PROJECT = ("certiverse_warehouse", "certiverse")  # the package's loggers, and the CLI's
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -15,7 +16,7 @@ def configure_logging(verbose: bool, progress: bool) -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Stderr)]:
         root.removeHandler(old)
-    handler = _Stderr(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(logging.Formatter(FORMAT))
     if not verbose:
         handler.addFilter(_project_only)
@@ -31,7 +32,23 @@ def configure_logging(verbose: bool, progress: bool) -> None:
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """The CLI's handler (replaced, not added again, when the CLI runs twice in one process)."""
+    """The CLI's handler (replaced, not added again, when the CLI runs twice in one process).
+
+    Writes to whatever ``sys.stderr`` is when a record comes, as ``logging.lastResort`` does: bound to
+    the stream of its time, a record from a thread still running after ``main()`` returned (or from the
+    next test, under pytest's capture) would go to a stream since closed ("--- Logging error ---").
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always sys.stderr
 
 
 def _project_only(record: logging.LogRecord) -> bool:

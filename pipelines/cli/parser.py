@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import textwrap
 
 from ... import version
 from . import commands as handlers
+from .codes import epilog
 
 WORKERS_HELP = "queries fetched at once (default: [sources.certiverse] workers, else 16)"
+CHECK_HELP = ("Before the first run, and after changing the configuration: `certiverse check` checks the "
+              "configuration, makes one API request and opens the warehouse for writing, loading nothing; it "
+              "exits with the code `run` would end with.")
+NOTIFICATIONS_HELP = ("Notifications: set [notifications] webhook_url in .dlt/secrets.toml (or "
+                      "NOTIFICATIONS__WEBHOOK_URL) to a Slack-compatible webhook. It gets one message when a "
+                      "command fails, when `status` finds the warehouse stale, and when a load repairs purchases, "
+                      "sees columns the API started to send, or must read everything again. Never the token; a "
+                      "webhook that fails or hangs costs at most [notifications] timeout (3 s) a step and never "
+                      "changes the exit code.")
 DUCKDB_FILE_HELP = "DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse.duckdb)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="certiverse",
-        description="Load Certiverse voucher data (partners, programs, purchases, vouchers) into "
-        "DuckDB or Postgres with dlt. Configuration comes from .dlt/config.toml, .dlt/secrets.toml "
-        "and environment variables such as SOURCES__CERTIVERSE__BASE_URL and SOURCES__CERTIVERSE__API_TOKEN.",
-        epilog="Exit codes: 0 ok, 1 other failure, 2 usage or configuration, 3 token missing or refused, "
-        "4 API failure, 5 destination failure (e.g. the DuckDB file is locked), 6 data stale (status).",
+        # paragraphs and the exit codes' table keep their lines
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs(
+            "Load Certiverse voucher data (partners, programs, purchases, vouchers) into DuckDB or Postgres with "
+            "dlt. Configuration comes from .dlt/config.toml, .dlt/secrets.toml and environment variables such as "
+            "SOURCES__CERTIVERSE__BASE_URL and SOURCES__CERTIVERSE__API_TOKEN."),
+        epilog=_paragraphs(CHECK_HELP, NOTIFICATIONS_HELP) + "\n\n" + epilog(),
     )
     parser.add_argument("--version", action="version", version=f"certiverse {version()}")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging, the libraries' own log lines (dlt, dbt) and full tracebacks")
+                        help="debug logging, the libraries' own log lines (dlt, dbt) and full tracebacks "
+                        "(the exit code stays the same)")
     parser.add_argument("--progress", action="store_true", help="log progress lines while running")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -102,6 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault-429", type=float, default=0.0, help="share of requests answered 429")
     sim.add_argument("--fault-truncate", type=float, default=0.0, help="share of bodies cut short")
     sim.set_defaults(handler=handlers.cmd_simulate)
+    check = commands.add_parser(
+        "check",
+        help="check configuration and connectivity, loading nothing (before the first run, after a change)",
+        description="Check what a run needs, loading nothing: the configuration (the API's settings resolved as a "
+        "run resolves them, the destination's, [publish], [notifications]); the API, with one request (the "
+        "first page of the programs list: the token is accepted, the server is the API); and the warehouse, "
+        "opened for writing (a table created in the dataset and rolled back; a DuckDB file not there yet is not "
+        "created: a scratch file beside it proves its folder takes one). Exits with the code `run` would end "
+        "with (see the exit codes in `certiverse --help`); a failed check is sent to the notification webhook.",
+    )
+    _add_destination_args(check)
+    check.add_argument("--base-url", help="API root (overrides SOURCES__CERTIVERSE__BASE_URL)")
+    check.add_argument("--json", action="store_true", help="print the checks as JSON")
+    check.set_defaults(handler=handlers.cmd_check)
+
     status = commands.add_parser(
         "status",
         help="is the warehouse fresh? (usable as a health check)",
@@ -174,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true", help="print the created purchase as JSON")
     create.set_defaults(handler=handlers.cmd_purchase_create)
     return parser
+
+
+def _paragraphs(*texts: str) -> str:
+    return "\n\n".join(textwrap.fill(text, width=79) for text in texts)
 
 
 def _add_destination_args(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from . import counters
 from .child_tables import create_declared_child_tables
 from .counters import CounterCheck
 from .pipeline import FILE_FORMATS, RESOURCES, vouchers_state
+from .schema_changes import new_columns, pipeline_columns
 from .snapshot import read_snapshot
 from .warehouse import align_with_warehouse, tables
 
@@ -39,6 +40,7 @@ class LoadResult:
     written: dict[str, int] = field(default_factory=dict)  # rows this run added (new or changed), root tables
     counter_check: CounterCheck | None = None
     full_read_reason: str | None = None  # why everything was read though the warehouse had data
+    new_columns: dict[str, list[str]] = field(default_factory=dict)  # table -> columns this load added
     info: LoadInfo | None = None  # dlt's load info of the read (None: nothing new was loaded)
 
     @property
@@ -76,6 +78,7 @@ def run_load(
             with phases.time("snapshot"):
                 snapshot = context.on_warehouse(read_snapshot, pipeline)
         inputs = RunInputs(snapshot=snapshot, as_of=as_of, full_refresh=full_refresh or bool(reason))
+        columns_before = pipeline_columns(pipeline)
         read = _read_and_load(context, config, inputs, phases)
         context.on_warehouse(create_declared_child_tables, pipeline)  # an empty tenant's (see child_tables.py)
         # A full read has just read every voucher afresh: what disagrees now is the API's own accounting.
@@ -97,6 +100,7 @@ def run_load(
         written=written,
         counter_check=check,
         full_read_reason=reason,
+        new_columns=new_columns(columns_before, pipeline_columns(pipeline)),
         info=read.info,
     )
 
