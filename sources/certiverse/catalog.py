@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import orjson
 
 from .client import CertiverseClient, Query
+from .ledger import LISTS, CountingClient, Ledger
 from .reader import SeenIds, no_split, read_all
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class Catalog:
 
     def __init__(self, client: CertiverseClient, *, workers: int = 4, record_cap: int = 10_000) -> None:
         self.client = client
+        self._ledger = Ledger()
+        self._lists_client = CountingClient(client, self._ledger, lambda query: (LISTS,))
         self.workers = workers
         self.record_cap = record_cap
         self._lock = threading.RLock()
@@ -44,6 +47,11 @@ class Catalog:
         self._purchases: list[dict[str, Any]] | None = None
         self._purchase_pages: list[bytes] = []
         self._pages_taken = False
+
+    @property
+    def requests(self) -> int:
+        """Requests the lists have cost so far (the full read weighs its plan against the naive one's)."""
+        return round(self._ledger.spent())
 
     def partners(self) -> list[dict[str, Any]]:
         return self._cached("partners", lambda: self._read([Query("partners")], split_partners))
@@ -78,7 +86,8 @@ class Catalog:
             return self._cache[name]
 
     def _read(self, roots: Iterable[Query], split: Any, seen: SeenIds | None = None) -> list[dict[str, Any]]:
-        return [r for page in read_all(self.client, roots, split, workers=self.workers, seen=seen) for r in page]
+        return [r for page in read_all(self._lists_client, roots, split, workers=self.workers, seen=seen)
+                for r in page]
 
     def _read_purchases(self) -> None:
         programs = [p["name"] for p in self.programs()]
@@ -94,7 +103,7 @@ class Catalog:
         self._purchase_pages = []
 
         def read(queries: list[Query]) -> None:
-            for page in read_all(self.client, queries, split, workers=self.workers, seen=seen):
+            for page in read_all(self._lists_client, queries, split, workers=self.workers, seen=seen):
                 slim.extend(_slim(p) for p in page)
                 self._purchase_pages.append(zlib.compress(orjson.dumps(page), 1))
 

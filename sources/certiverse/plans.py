@@ -1,28 +1,34 @@
-"""The full read of vouchers: queries that cover every voucher, with as few requests as the API allows.
+"""Planning the full read of vouchers: which queries cover every voucher, with as few requests as the API allows.
 
 Words as defined in ``planning.py`` (open, settled, linked, read by purchase).
 
-Every voucher is in exactly one of ``isUsed=true|false``; a slice over the cap
-splits by ``isActive`` (still covering), then by ``storeExamCode`` over the exams
-the programs list. Exam slices miss unlinked vouchers, which only their purchase
-reaches, so each program is either **read by exam** (its exam slices, then a
-completion pass for its purchases that came back short) or **read by purchase**
-(each of its purchases once, whole), whichever is estimated cheaper:
+Every voucher is in exactly one of ``isUsed=true|false``. A side under the cap is
+read whole (**a whole side**), when that costs less than what it spares (or some
+program is read by exam). A side over the cap splits by ``isActive`` (still
+covering): its deactivated vouchers are one query, its active ones are read per
+program, whichever is estimated cheaper:
 
-    by purchase = sum of pages(quantity) over its purchases
-    by exam     = its exam slices in each over-cap slice (its counters spread evenly over its exams)
-                  + pages(quantity) of each purchase likely to hold unlinked vouchers
+* **by purchase**: each purchase's **part**, what no whole side holds: the purchase
+  whole, only its ``isUsed`` side over the cap, or nothing (every voucher in a whole
+  side);
+* **by exam**: the program's exam slices in each over-cap side, then a completion
+  pass for its purchases that came back short (exam slices miss unlinked vouchers).
 
-How likely a purchase holds unlinked vouchers is known exactly from the warehouse
-on later runs; on a first run it is learnt from a small sample of purchases read
-whole (their vouchers are part of the read), by stratum: programs of one exam or
-several, purchases with vouchers left or all used. If the estimate is not below
-reading every purchase whole, every purchase is read whole.
+    by purchase = sum of pages(part) over its purchases
+    by exam     = its exam slices in each over-cap side (its counters spread evenly over its exams)
+                  + pages(part) of each purchase likely to hold unlinked vouchers
 
-The plan is a chain of steps that return values: ``voucher_facts`` →
-``over_cap_slices`` → ``LinkRates`` (from the warehouse, or ``FullRead._sample``) →
-``choose_programs_read_by_purchase`` → ``full_read_queries`` and ``voucher_split`` →
-the read → ``purchases_to_complete`` → the completion pass (all chained in ``FullRead.pages``).
+How likely a purchase holds unlinked vouchers is known exactly from the warehouse on
+later runs; on a first run it is learnt from a small sample of purchases read whole
+(their vouchers are part of the read), by stratum (programs of one exam or several,
+purchases with vouchers left or all used), and again from each program read by exam
+as the read goes on. If the estimate is not below reading every purchase whole, every
+purchase is read whole.
+
+These are the planning steps (``voucher_facts`` → ``over_cap_slices`` →
+``whole_sides`` → ``LinkRates`` → ``program_costs`` → ``choose_programs_read_by_purchase``);
+``fullread.py`` runs them and checks the estimates against what the read spends.
+``naive_requests`` is what the naive plan would pay for the same catalog.
 """
 
 from __future__ import annotations
@@ -32,18 +38,20 @@ import math
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from .catalog import Catalog, expected_vouchers
+from .catalog import expected_vouchers
 from .client import Query
-from .reader import SeenIds, read_all
+from .reader import read_all
 
 log = logging.getLogger(__name__)
 
 SAMPLE_FIRST = 4  # purchases per stratum read whole to learn how often they hold unlinked vouchers
 SAMPLE_MAX = 12  # ... and up to this many when the first ones disagree
 Stratum = tuple[bool, bool]  # (program sells several exams, purchase has vouchers left)
+Cell = tuple[bool, bool, bool]  # a stratum, and whether the purchase is a bulk one
+BULK = 50  # vouchers from which a purchase is a bulk one (what rates are learnt for apart)
+BOTH_SIDES = frozenset({True, False})
 
 
 def pages(n: float, page: int) -> int:
@@ -67,8 +75,18 @@ class VoucherFacts:
         several = len(self.exams_by_program.get(purchase.get("programName", ""), ())) > 1
         return several, bool(purchase.get("quantityRemaining"))
 
+    def cell(self, code: str) -> Cell:
+        return (*self.stratum(code), self.quantity(code) >= BULK)
+
     def quantity(self, code: str) -> int:
         return int(self.purchases[code].get("quantity") or 0)
+
+    def side(self, code: str, used: bool) -> int:
+        """A purchase's vouchers on one ``isUsed`` side, by its counters."""
+        return int(self.purchases[code].get("quantityUsed" if used else "quantityRemaining") or 0)
+
+    def program_of(self, code: str) -> str:
+        return self.purchases[code].get("programName", "") if code in self.purchases else ""
 
 
 def voucher_facts(programs: Sequence[dict[str, Any]], purchases: Sequence[dict[str, Any]]) -> VoucherFacts:
@@ -94,6 +112,19 @@ def voucher_facts(programs: Sequence[dict[str, Any]], purchases: Sequence[dict[s
                         {p["voucherPurchaseCode"]: p for p in purchases}, used, unused)
 
 
+def naive_requests(facts: VoucherFacts, partners: int, programs: int, page: int) -> int:
+    """What the naive plan pays for a full read of this catalog (the definition of ``simulator/yardsticks.py``):
+    partners and programs, purchases by status, then every purchase's vouchers one purchase at a time.
+
+    A purchase's vouchers are taken at what its status says; where it does not say (a purchase still in
+    voucher creation, a status the reference does not list) at one page, the least the naive plan pays:
+    the estimate may fall below the truth, never above it.
+    """
+    statuses = Counter(p.get("status") for p in facts.purchases.values())
+    lists = pages(partners, page) + pages(programs, page) + sum(pages(n, page) for n in statuses.values())
+    return lists + sum(pages(expected_vouchers(p) or 0, page) for p in facts.purchases.values())
+
+
 def over_cap_slices(facts: VoucherFacts, cap: int) -> frozenset[bool]:
     """The ``isUsed`` values whose active slice is expected over the cap (from the counters: few vouchers
     are deactivated, so the active slice is taken to hold them all)."""
@@ -101,17 +132,108 @@ def over_cap_slices(facts: VoucherFacts, cap: int) -> frozenset[bool]:
     return frozenset(flag for flag, n in totals.items() if n > cap)
 
 
+def part(facts: VoucherFacts, code: str, read_on: frozenset[bool]) -> Query | None:
+    """The query reading a purchase on these ``isUsed`` sides: whole for both, one side, or None for none (or
+    for a side its counters say is empty)."""
+    if read_on == BOTH_SIDES:
+        return Query.of("vouchers", purchaseCode=code)
+    if not read_on:
+        return None
+    (flag,) = read_on
+    return Query.of("vouchers", purchaseCode=code, isUsed=flag) if facts.side(code, flag) else None
+
+
+def part_pages(facts: VoucherFacts, code: str, read_on: frozenset[bool], page: int) -> int:
+    """Requests for a purchase's part on these sides (none when it has none)."""
+    if read_on == BOTH_SIDES:
+        return pages(facts.quantity(code), page)
+    if not read_on:
+        return 0
+    (flag,) = read_on
+    return pages(facts.side(code, flag), page) if facts.side(code, flag) else 0
+
+
+def whole_sides(facts: VoucherFacts, over: frozenset[bool], page: int) -> frozenset[bool]:
+    """The ``isUsed`` sides under the cap worth reading whole: all of them when no side is over the cap
+    (they cover everything); else those that cost less than the purchases' parts they spare."""
+    under = BOTH_SIDES - over
+    if not over:
+        return under
+    chosen = set()
+    for flag in under:
+        total = sum((facts.used if flag else facts.unused).values())
+        spared = sum(pages(facts.quantity(c), page) - part_pages(facts, c, BOTH_SIDES - {flag}, page)
+                     for codes in facts.purchases_by_program.values() for c in codes)
+        if pages(total, page) < spared:
+            chosen.add(flag)
+    return frozenset(chosen)
+
+
+class PurchaseSeen(NamedTuple):
+    """What one purchase read told about unlinked vouchers."""
+
+    code: str
+    pages: int  # what reading it costs: the weight of what it tells
+    held: bool  # it held unlinked vouchers (an exam slice would have missed some)
+    vouchers: dict[bool, int]  # vouchers looked at, per isUsed side
+    unlinked: dict[bool, int]  # ... of them not linked (or missed by the exam slices)
+
+
 @dataclass(frozen=True)
 class LinkRates:
-    """How likely a purchase holds unlinked vouchers: known per purchase, or a rate per stratum."""
+    """What is known of unlinked vouchers: per purchase (the warehouse), or from the purchases seen so far
+    (the sample, then each program read by exam), per stratum and, within it, for bulk purchases apart
+    (``BULK`` vouchers or more: they are often linked differently, and weigh most in what a read costs).
+
+    ``likelihood`` weighs purchases by their pages: the share of pages in purchases that held unlinked
+    vouchers, so that a few large purchases holding them count for what re-reading them costs.
+    ``unlinked_share`` is the share of vouchers on one side that are not linked: the exam slices return
+    the others, which is what decides whether a slice stays under the cap.
+    """
 
     known: frozenset[str] | None = None  # purchases that hold some (from the warehouse)
-    by_stratum: dict[Stratum, float] = field(default_factory=dict)
+    pages: Counter[Cell] = field(default_factory=Counter)
+    held: Counter[Cell] = field(default_factory=Counter)
+    vouchers: Counter[tuple[Cell, bool]] = field(default_factory=Counter)
+    unlinked: Counter[tuple[Cell, bool]] = field(default_factory=Counter)
 
     def likelihood(self, facts: VoucherFacts, code: str) -> float:
         if self.known is not None:
             return 1.0 if code in self.known else 0.0
-        return self.by_stratum.get(facts.stratum(code), 1.0)
+        cells = _cells(facts, code, self.pages)
+        if not cells:
+            return 1.0
+        return (sum(self.held[c] for c in cells) + 0.5) / (sum(self.pages[c] for c in cells) + 1)
+
+    def unlinked_share(self, facts: VoucherFacts, code: str, used: bool) -> float:
+        if self.known is not None:
+            return 0.0
+        cells = _cells(facts, code, Counter({c: n for (c, side), n in self.vouchers.items() if side == used}))
+        seen = sum(self.vouchers[(c, used)] for c in cells)
+        return sum(self.unlinked[(c, used)] for c in cells) / seen if seen else 0.0
+
+    def observed(self, facts: VoucherFacts, seen: Iterable[PurchaseSeen]) -> LinkRates:
+        """These rates with more purchases seen."""
+        if self.known is not None:
+            return self
+        pages_, held = Counter(self.pages), Counter(self.held)
+        vouchers, unlinked = Counter(self.vouchers), Counter(self.unlinked)
+        for one in seen:
+            cell = facts.cell(one.code)
+            pages_[cell] += one.pages
+            held[cell] += one.pages if one.held else 0
+            for used, n in one.vouchers.items():
+                vouchers[(cell, used)] += n
+                unlinked[(cell, used)] += one.unlinked.get(used, 0)
+        return LinkRates(None, pages_, held, vouchers, unlinked)
+
+
+def _cells(facts: VoucherFacts, code: str, observed: Counter[Cell]) -> list[Cell]:
+    """The purchase's own cell if anything was seen there, else its stratum's cells seen (none: nothing)."""
+    cell = facts.cell(code)
+    if observed[cell]:
+        return [cell]
+    return [c for c in observed if c[:2] == cell[:2] and observed[c]]
 
 
 def sample_order(codes: Iterable[str]) -> list[str]:
@@ -125,9 +247,35 @@ def holds_unlinked(vouchers: Iterable[dict[str, Any]], over: frozenset[bool]) ->
             if not v.get("storeExamCode") and v.get("isActive") and bool(v.get("isUsed")) in over}
 
 
+def _exam_slices(facts: VoucherFacts, program: str, flag: bool, page: int, cap: int,
+                 rates: LinkRates | None = None) -> float:
+    """Requests for a program's exam slices on one side: its vouchers there, less those ``rates`` say are not
+    linked, spread evenly over its exams (infinite where that is still over the cap, or where it sells no
+    exam we know)."""
+    exams = facts.exams_by_program.get(program)
+    n: float = facts.used[program] if flag else facts.unused[program]
+    if rates is not None:
+        n -= sum(facts.side(c, flag) * rates.unlinked_share(facts, c, flag)
+                 for c in facts.purchases_by_program.get(program, ()))
+    if not exams or n > cap * len(exams):
+        return math.inf
+    return len(exams) * pages(n / len(exams), page)
+
+
+def _worst_slices(facts: VoucherFacts, program: str, flags: Iterable[bool], page: int, cap: int) -> int:
+    """What a program's exam slices on these sides cost at worst: every voucher of the programs selling its
+    exams, each slice up to the cap (a refusal costs one request) and a last page part full."""
+    exams = facts.exams_by_program.get(program, ())
+    sharing = {q for e in exams for q in facts.programs_by_exam[e]}
+    return sum(math.ceil(min(sum((facts.used if f else facts.unused)[q] for q in sharing), cap * len(exams)) / page)
+               + len(exams) for f in flags)
+
+
 def choose_programs_read_by_purchase(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int,
                                      cap: int, already_whole: frozenset[str] = frozenset()) -> frozenset[str]:
-    """The programs cheaper to read purchase by purchase than by exam slices and a completion pass.
+    """The programs cheaper to read purchase by purchase (each purchase whole) than by exam slices in every
+    over-cap side and a completion pass: the choice of the nightly plan, whose rolling re-check reads a
+    purchase whole. (The full read chooses per side: ``program_plans``.)
 
     Also every program whose slices would exceed the cap even spread evenly over its exams, and
     purchases of programs the program list does not know (no exam slice is sure to reach them).
@@ -135,41 +283,76 @@ def choose_programs_read_by_purchase(facts: VoucherFacts, rates: LinkRates, over
     chosen = set()
     for program, codes in facts.purchases_by_program.items():
         exams = facts.exams_by_program.get(program)
-        if not exams or not over:
+        if not over or exams is None:
             if exams is None:
                 chosen.add(program)
             continue
-        counts = [facts.used[program] if flag else facts.unused[program] for flag in over]
-        if max(counts) > cap * len(exams):
-            chosen.add(program)
-            continue
         rest = [c for c in codes if c not in already_whole]
-        by_purchase = sum(pages(facts.quantity(c), page) for c in rest)
-        by_exam = sum(len(exams) * pages(n / len(exams), page) for n in counts)
+        whole = sum(pages(facts.quantity(c), page) for c in rest)
+        by_exam = sum(_exam_slices(facts, program, flag, page, cap) for flag in over)
         by_exam += sum(rates.likelihood(facts, c) * pages(facts.quantity(c), page) for c in rest)
-        if by_purchase <= by_exam:
+        if whole <= by_exam:
             chosen.add(program)
     return frozenset(chosen)
 
 
-def estimated_requests(facts: VoucherFacts, by_purchase: frozenset[str], rates: LinkRates,
-                       over: frozenset[bool], page: int) -> tuple[int, int]:
-    """(this plan, every purchase whole): requests estimated for the vouchers."""
+@dataclass(frozen=True)
+class ProgramPlan:
+    """How the full read reads one program: by exam slices on ``exam_sides``, by purchase on the other sides
+    that are not read whole; the estimates behind the choice."""
+
+    exam_sides: frozenset[bool]
+    cost: float  # requests estimated this way
+    by_purchase: int  # requests estimated reading it all by purchase
+    slices: int  # its exam slices at worst: what this way can cost beyond reading by purchase
+
+
+def program_plans(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int, cap: int,
+                  done: frozenset[str] = frozenset(), sides: frozenset[bool] = frozenset()) -> dict[str, ProgramPlan]:
+    """Per program, the cheapest way by the estimates (``done``: purchases already read, left out; ``sides``:
+    the whole sides).
+
+    Each over-cap side is read by exam (its exam slices, then the side of each purchase likely to hold
+    unlinked vouchers) or by purchase (the side of each purchase that has vouchers there); a purchase
+    read by purchase on both sides is read whole, once. Ties go to reading by purchase.
+    """
+    plans = {}
+    own = BOTH_SIDES - sides  # the sides a program reads itself
+    for program, codes in facts.purchases_by_program.items():
+        rest = [c for c in codes if c not in done]
+        options = [frozenset()] + [frozenset(e) for e in ({True}, {False}, {True, False}) if set(e) <= over & own]
+        best: ProgramPlan | None = None
+        for exam_sides in options:
+            cost = sum(_exam_slices(facts, program, flag, page, cap, rates) for flag in exam_sides)
+            if cost == math.inf:
+                continue
+            cost += sum(part_pages(facts, c, own - exam_sides, page)
+                        + rates.likelihood(facts, c) * part_pages(facts, c, exam_sides, page) for c in rest)
+            if best is None or cost < best.cost:
+                # At worst every purchase comes back short: its sides read apart cost their rounding beyond
+                # reading it by purchase at once.
+                split = sum(part_pages(facts, c, own - exam_sides, page) + part_pages(facts, c, exam_sides, page)
+                            - part_pages(facts, c, own, page) for c in rest) if exam_sides else 0
+                best = ProgramPlan(exam_sides, cost, 0, _worst_slices(facts, program, exam_sides, page, cap) + split)
+        assert best is not None  # reading by purchase is always an option
+        by_purchase = sum(part_pages(facts, c, own, page) for c in rest)
+        plans[program] = ProgramPlan(best.exam_sides, best.cost, by_purchase, best.slices)
+    return plans
+
+
+def full_read_estimate(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int, cap: int,
+                       sides: frozenset[bool], done: frozenset[str] = frozenset()) -> tuple[int, int]:
+    """(the full read's plan, every purchase whole): requests estimated for the vouchers.
+
+    The plan: its whole sides, the deactivated side of each over-cap side some program reads by exam
+    (one request each), and each program its cheapest way.
+    """
     every_purchase = sum(pages(facts.quantity(c), page) for codes in facts.purchases_by_program.values()
                          for c in codes)
-    plan = sum(pages(sum((facts.used if flag else facts.unused).values()), page) for flag in (True, False)
-               if flag not in over) + len(over)  # under-cap slices whole; the inactive side of over-cap ones
-    for program, codes in facts.purchases_by_program.items():
-        if program in by_purchase:
-            plan += sum(pages(facts.quantity(c), page) for c in codes)
-            continue
-        exams = facts.exams_by_program.get(program) or ()
-        for flag in over:
-            n = facts.used[program] if flag else facts.unused[program]
-            plan += len(exams) * pages(n / max(len(exams), 1), page)
-        if over:
-            plan += round(sum(rates.likelihood(facts, c) * pages(facts.quantity(c), page) for c in codes))
-    return plan, every_purchase
+    plans = program_plans(facts, rates, over, page, cap, done, sides)
+    plan = sum(pages(sum((facts.used if flag else facts.unused).values()), page) for flag in sides)
+    plan += len({flag for p in plans.values() for flag in p.exam_sides})
+    return plan + round(sum(p.cost for p in plans.values())), every_purchase
 
 
 @dataclass(frozen=True)
@@ -211,33 +394,22 @@ def voucher_split(facts: VoucherFacts, by_purchase: frozenset[str], read_whole: 
     return VoucherSplit(tuple(exams), purchases_by_exam)
 
 
-def full_read_queries(facts: VoucherFacts, by_purchase: frozenset[str], over: frozenset[bool],
-                      split: VoucherSplit, read_whole: frozenset[str]) -> list[Query]:
-    """The two isUsed slices (those expected over the cap already split to exam slices), then every
-    purchase of the programs read by purchase, whole, but for those already read."""
-    queries: list[Query] = []
-    for flag in (True, False):
-        q = Query.of("vouchers", isUsed=flag)
-        if flag in over:
-            active, inactive = split(q) or []
-            queries += (split(active) or []) + [inactive]
-        else:
-            queries.append(q)
-    if set(facts.purchases_by_program) <= by_purchase:
-        queries = []  # every purchase is read whole: no slice adds anything
-    codes = (c for p in sorted(by_purchase) for c in facts.purchases_by_program.get(p, ()) if c not in read_whole)
-    return queries + [Query.of("vouchers", purchaseCode=c) for c in codes]
-
-
-def expected_records(facts: VoucherFacts, query: Query) -> int | None:
+def expected_records(facts: VoucherFacts, query: Query, rates: LinkRates | None = None,
+                     cap: int | None = None) -> int | None:
     """Records a voucher query should return by the purchases' counters; None where they do not say.
 
     Only for reading a long query's pages side by side (``read_all``): a guess too high costs a
     request per empty page, too low only time. The counters say nothing of deactivated vouchers
     (an ``isActive=true`` side is guessed at its whole ``isUsed`` side, ``isActive=false`` not at
     all) nor of how a program's vouchers spread over its exams (only exams of single-exam programs
-    are guessed at).
+    are guessed at, less the vouchers ``rates`` say are not linked). No guess passes the ``cap``: a
+    query over it is refused.
     """
+    guess = _counted_records(facts, query, rates)
+    return guess if guess is None or cap is None else min(guess, cap)
+
+
+def _counted_records(facts: VoucherFacts, query: Query, rates: LinkRates | None) -> int | None:
     params = query.params
     if (query.endpoint != "vouchers" or params.get("isActive") == "false"
             or set(params) - {"isUsed", "isActive", "purchaseCode", "storeExamCode"}):
@@ -252,6 +424,10 @@ def expected_records(facts: VoucherFacts, query: Query) -> int | None:
         if not programs or any(len(facts.exams_by_program.get(p, ())) != 1 for p in programs):
             return None
         used, unused = sum(facts.used[p] for p in programs), sum(facts.unused[p] for p in programs)
+        if rates is not None:
+            codes = [c for p in programs for c in facts.purchases_by_program.get(p, ())]
+            used -= round(sum(facts.side(c, True) * rates.unlinked_share(facts, c, True) for c in codes))
+            unused -= round(sum(facts.side(c, False) * rates.unlinked_share(facts, c, False) for c in codes))
     else:
         used, unused = sum(facts.used.values()), sum(facts.unused.values())
     flag = params.get("isUsed")
@@ -280,87 +456,6 @@ def purchases_to_complete(facts: VoucherFacts, seen: Counter[str], read_whole: I
         if seen[code] < expected:
             short.append(code)
     return short
-
-
-@dataclass
-class FullRead:
-    """Reads every voucher once, page by page; ``counts`` says what it did once it is done."""
-
-    catalog: Catalog
-    page: int  # records per page (as learnt from the API, or a guess): for estimates only
-    known_unlinked: frozenset[str] | None = None  # purchases holding unlinked vouchers, per the warehouse
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def pages(self, workers: int) -> Iterator[list[dict[str, Any]]]:
-        cap = self.catalog.record_cap
-        facts = voucher_facts(self.catalog.programs(), self.catalog.purchases())
-        over = over_cap_slices(facts, cap)
-        seen, per_purchase = SeenIds(), Counter[str]()
-        if self.known_unlinked is not None or not over:
-            rates, sampled = LinkRates(known=self.known_unlinked), frozenset[str]()
-        else:
-            rates, sampled = yield from self._sample(facts, over, workers, seen, per_purchase)
-        by_purchase = choose_programs_read_by_purchase(facts, rates, over, self.page, cap, sampled)
-        plan, every_purchase = estimated_requests(facts, by_purchase, rates, over, self.page)
-        if plan >= every_purchase:
-            log.info("vouchers: slices (~%d requests) cost no less than every purchase whole (~%d)", plan,
-                     every_purchase)
-            by_purchase = frozenset(facts.purchases_by_program)
-        split = voucher_split(facts, by_purchase, sampled)
-        queries = full_read_queries(facts, by_purchase, over, split, sampled)
-        read_whole = sampled | {q.params["purchaseCode"] for q in queries if "purchaseCode" in q.params}
-        expected = partial(expected_records, facts)
-        summary = yield from _counted(read_all(self.catalog.client, queries, split, workers=workers, seen=seen,
-                                               expected=expected), per_purchase)
-        short = purchases_to_complete(facts, per_purchase, read_whole)
-        log.info("vouchers: %d programs read by purchase, %d purchases read whole, %d queries (exam slices: %s), "
-                 "%d purchases to complete", len(by_purchase), len(read_whole), summary.answered,
-                 summary.read_exam_slices, len(short))
-        completion = (Query.of("vouchers", purchaseCode=c) for c in short)
-        yield from _counted(read_all(self.catalog.client, completion, split, workers=workers, seen=seen,
-                                     expected=expected), per_purchase)
-        self.counts = {"programs_read_by_purchase": len(by_purchase), "purchases_sampled": len(sampled),
-                       "purchases_read_whole": len(read_whole), "purchases_completed": len(short),
-                       "vouchers_read": len(seen)}
-
-    def _sample(self, facts: VoucherFacts, over: frozenset[bool], workers: int, seen: SeenIds,
-                per_purchase: Counter[str]) -> Iterator[list[dict[str, Any]]]:
-        """Read a few purchases of each stratum whole; returns (LinkRates, the purchases read)."""
-        strata: dict[Stratum, list[str]] = defaultdict(list)
-        for codes in facts.purchases_by_program.values():
-            for code in codes:
-                strata[facts.stratum(code)].append(code)
-        order = {s: sample_order(codes) for s, codes in strata.items()}
-        hits: Counter[Stratum] = Counter()
-        taken: Counter[Stratum] = Counter()
-        for first, last in ((0, SAMPLE_FIRST), (SAMPLE_FIRST, SAMPLE_MAX)):
-            batch = [c for s, codes in order.items() if first == 0 or 0 < hits[s] < taken[s]
-                     for c in codes[first:last]]
-            unlinked: set[str] = set()
-            client = self.catalog.client
-            for page in read_all(client, [Query.of("vouchers", purchaseCode=c) for c in batch], workers=workers,
-                                 seen=seen):
-                per_purchase.update(v.get("voucherPurchaseCode") for v in page)
-                unlinked |= holds_unlinked(page, over)
-                yield page
-            for code in batch:
-                taken[facts.stratum(code)] += 1
-                hits[facts.stratum(code)] += code in unlinked
-        rates = {s: (hits[s] + 0.5) / (taken[s] + 1) for s in taken}
-        log.info("vouchers: purchases holding unlinked vouchers, by stratum (several exams, vouchers left): %s",
-                 {s: f"{hits[s]}/{taken[s]}" for s in taken})
-        return LinkRates(by_stratum=rates), frozenset(c for s, codes in order.items() for c in codes[:taken[s]])
-
-
-def _counted(pages_: Iterator[list[dict[str, Any]]], per_purchase: Counter[str]) -> Iterator[list[dict[str, Any]]]:
-    """Pass pages on, counting vouchers per purchase; returns the reader's summary."""
-    while True:
-        try:
-            page = next(pages_)
-        except StopIteration as done:
-            return done.value
-        per_purchase.update(v.get("voucherPurchaseCode") for v in page)
-        yield page
 
 
 def read_purchases_whole(client: Any, codes: Iterable[str], workers: int,
