@@ -205,9 +205,13 @@ class LinkRates:
             return 1.0
         return (sum(self.held[c] for c in cells) + 0.5) / (sum(self.pages[c] for c in cells) + 1)
 
-    def unlinked_share(self, facts: VoucherFacts, code: str, used: bool) -> float:
+    def unlinked_share(self, facts: VoucherFacts, code: str, used: bool, strict: bool = False) -> float:
+        """``strict``: a purchase whose own cell nothing was seen of counts as all unlinked (for guesses that
+        cost a request when too high), not as its stratum's other cells say."""
         if self.known is not None:
             return 0.0
+        if strict and not self.vouchers[(facts.cell(code), used)]:
+            return 1.0
         cells = _cells(facts, code, Counter({c: n for (c, side), n in self.vouchers.items() if side == used}))
         seen = sum(self.vouchers[(c, used)] for c in cells)
         return sum(self.unlinked[(c, used)] for c in cells) / seen if seen else 0.0
@@ -426,8 +430,9 @@ def _counted_records(facts: VoucherFacts, query: Query, rates: LinkRates | None)
         used, unused = sum(facts.used[p] for p in programs), sum(facts.unused[p] for p in programs)
         if rates is not None:
             codes = [c for p in programs for c in facts.purchases_by_program.get(p, ())]
-            used -= round(sum(facts.side(c, True) * rates.unlinked_share(facts, c, True) for c in codes))
-            unused -= round(sum(facts.side(c, False) * rates.unlinked_share(facts, c, False) for c in codes))
+            used -= round(sum(facts.side(c, True) * rates.unlinked_share(facts, c, True, strict=True) for c in codes))
+            unused -= round(sum(facts.side(c, False) * rates.unlinked_share(facts, c, False, strict=True)
+                                for c in codes))
     else:
         used, unused = sum(facts.used.values()), sum(facts.unused.values())
     flag = params.get("isUsed")
