@@ -132,4 +132,16 @@ GRID: tuple[WorldShape, ...] = (
     WorldShape("young_and_open", history_days=300, engagement=0.3),
     WorldShape("small_pages_low_cap", page_size=25, cap=2_000),
     WorldShape("big_pages_clock_behind", page_size=500, start_day=dt.date(2026, 5, 1)),
+    # A low cap, pages of 50, a third of the vouchers without an exam code (drawn voucher by voucher, never
+    # linked), and a tenth as many purchases, a third of them close to the cap (800-1,000 vouchers).
+    WorldShape("low_cap_bulk_third", cap=1_000, page_size=50, purchase_count=0.1, big_share=0.3,
+               big_range=(800, 1000), exam_at_issuance=1.0, link_when="never", unlinked_vouchers=0.33),
+    # Every purchase linked to an exam at issuance, but for bulk ones (50 vouchers or more), linked only
+    # when reserved: a first-run sample of a dozen purchases, nearly all small, says nothing is unlinked,
+    # while a third of the vouchers are.
+    WorldShape("sample_misleads", exam_at_issuance=1.0, unlinked_from_quantity=50),
+    # The same at a low cap and pages of 50, with purchases of 100 vouchers or more never linked and a tenth
+    # of the purchases close to the cap: nine vouchers in ten unlinked, in a tenth of the purchases.
+    WorldShape("sample_misleads_low_cap", cap=1_000, page_size=50, purchase_count=0.3, big_share=0.1,
+               big_range=(800, 1000), exam_at_issuance=1.0, link_when="never", unlinked_from_quantity=100),
 )

@@ -420,8 +420,8 @@ def _counted_records(facts: VoucherFacts, query: Query, rates: LinkRates | None)
         return None
     if "purchaseCode" in params:
         purchase = facts.purchases.get(params["purchaseCode"])
-        if purchase is None or "storeExamCode" in params:
-            return None
+        if purchase is None or "storeExamCode" in params or expected_vouchers(purchase) is None:
+            return None  # a status that does not say (in voucher creation: fewer vouchers than its counters)
         used, unused = int(purchase.get("quantityUsed") or 0), int(purchase.get("quantityRemaining") or 0)
     elif "storeExamCode" in params:
         programs = facts.programs_by_exam.get(params["storeExamCode"], frozenset())
