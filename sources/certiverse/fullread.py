@@ -96,6 +96,9 @@ class Progress:
         self.per_purchase: Counter[str] = Counter()
         self.per_side: Counter[tuple[str, bool]] = Counter()
         self.sides_read: dict[str, frozenset[bool]] = {}
+        # Vouchers of the purchases sampled, per side, and the deactivated ones among them.
+        self.looked: Counter[bool] = Counter()
+        self.deactivated: Counter[bool] = Counter()
 
     def take(self, pages_: Generator[list[dict[str, Any]], None, ReadSummary]
              ) -> Generator[list[dict[str, Any]], None, ReadSummary]:
@@ -197,9 +200,12 @@ class FullRead:
             unlinked: Counter[tuple[str, bool]] = Counter()
             queries = [progress.read(c, progress.own) for c in batch]
             for page in progress.take(read_all(client, queries, VoucherSplit((), {}), workers=workers,
-                                               seen=progress.seen, expected=partial(expected_records, facts, cap=self.catalog.record_cap))):
+                                               seen=progress.seen,
+                                               expected=partial(expected_records, facts, cap=self.catalog.record_cap))):
                 unlinked.update((v.get("voucherPurchaseCode"), bool(v.get("isUsed"))) for v in page
                                 if not v.get("storeExamCode") and v.get("isActive"))
+                progress.looked.update(bool(v.get("isUsed")) for v in page)
+                progress.deactivated.update(bool(v.get("isUsed")) for v in page if not v.get("isActive"))
                 yield page
             for code in batch:
                 held = any(unlinked[(code, flag)] for flag in over)
@@ -227,6 +233,8 @@ class Waves:
         self.switched: set[str] = set()
         self.sliced: set[str] = set()  # programs whose exam slices were read (some maybe cut short)
         self.slices_read: set[Query] = set()
+        self.inactive_planned: set[bool] = set()  # over-cap sides whose deactivated vouchers are to be read
+        self.inactive_read: set[bool] = set()  # ... and were asked for
         self.parts_queued: set[str] = set()  # programs whose purchases' parts were queued
         self.completed = 0
         self.number = 0
@@ -241,12 +249,17 @@ class Waves:
     def run(self, client: Any, workers: int) -> Pages:
         """Read wave after wave until every purchase is read or came back complete."""
         # With bets to make, the programs read by purchase wait for what the first wave teaches.
-        queue = self._shared() + ([] if self.pending else self._parts(self.by_purchase))
+        queue = [Query.of("vouchers", isUsed=flag) for flag in sorted(self.sides, reverse=True)]
+        queue += [] if self.pending else self._parts(self.by_purchase)
         while True:
             expected = partial(expected_records, self.facts, rates=self.rates, cap=self.cap)
             admitted = self._admit(self._queued_cost(queue))
             slices = [q for p in admitted for q in exam_slices(self.facts, p, self.plans[p].exam_sides)
                       if q not in self.slices_read]
+            # The deactivated side of each side read by exam, with the first program read by exam there.
+            slices += [Query.of("vouchers", isUsed=flag, isActive=False)
+                       for flag in sorted(self.inactive_planned - self.inactive_read, reverse=True)]
+            self.inactive_read |= self.inactive_planned
             queries = list(dict.fromkeys(queue + self._parts(admitted) + slices))
             if not queries:
                 if self.pending:  # no wave left to make room for them: by purchase
@@ -270,12 +283,6 @@ class Waves:
                      self.ledger.spent(), self.budget)
             self.sliced.update(admitted)
             queue = self._after(admitted)
-
-    def _shared(self) -> list[Query]:
-        """The whole sides, and the deactivated side of each over-cap side some program reads by exam."""
-        queries = [Query.of("vouchers", isUsed=flag) for flag in sorted(self.sides, reverse=True)]
-        exam_sides = {flag for p in self.pending for flag in self.plans[p].exam_sides}
-        return queries + [Query.of("vouchers", isUsed=flag, isActive=False) for flag in sorted(exam_sides, reverse=True)]
 
     def _reads_by_purchase(self, program: str) -> frozenset[bool]:
         """The sides a program reads purchase by purchase."""
@@ -305,15 +312,24 @@ class Waves:
         room = self.budget - self.ledger.spent() - queued - unread
         admitted = []
         for program in list(self.pending):
-            if self.plans[program].slices > room:
+            new_sides = self.plans[program].exam_sides - self.inactive_planned
+            worst = self.plans[program].slices + sum(self._deactivated_pages(f) for f in new_sides)
+            if worst > room:
                 continue
-            room -= self.plans[program].slices
+            room -= worst
+            self.inactive_planned |= new_sides
             log.debug("vouchers: by exam %r on sides %s: ~%.0f requests, %d at worst beyond by purchase (~%d); "
                       "room left %d", program, sorted(self.plans[program].exam_sides), self.plans[program].cost,
                       self.plans[program].slices, self.plans[program].by_purchase, room)
             admitted.append(program)
             self.pending.remove(program)
         return admitted
+
+    def _deactivated_pages(self, used: bool) -> int:
+        """The deactivated side of an ``isUsed`` side, estimated from the sample's share (none seen: a page)."""
+        total = sum((self.facts.used if used else self.facts.unused).values())
+        looked = self.progress.looked[used]
+        return pages(total * self.progress.deactivated[used] / looked if looked else 0, self.page)
 
     def _dropped(self, query: Query) -> bool:
         """An exam slice of programs that switched to reading by purchase (or that overran their estimate)."""

@@ -245,12 +245,6 @@ def sample_order(codes: Iterable[str]) -> list[str]:
     return sorted(codes, key=lambda c: (zlib.crc32(c.encode()), c))
 
 
-def holds_unlinked(vouchers: Iterable[dict[str, Any]], over: frozenset[bool]) -> set[str]:
-    """Purchases with a voucher that no exam slice of an over-cap slice reaches."""
-    return {v.get("voucherPurchaseCode") for v in vouchers
-            if not v.get("storeExamCode") and v.get("isActive") and bool(v.get("isUsed")) in over}
-
-
 def _exam_slices(facts: VoucherFacts, program: str, flag: bool, page: int, cap: int,
                  rates: LinkRates | None = None) -> float:
     """Requests for a program's exam slices on one side: its vouchers there, less those ``rates`` say are not
