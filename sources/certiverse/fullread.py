@@ -262,11 +262,13 @@ class Waves:
             self.inactive_read |= self.inactive_planned
             queries = list(dict.fromkeys(queue + self._parts(admitted) + slices))
             if not queries:
-                if self.pending:  # no wave left to make room for them: by purchase
+                if self.pending:  # no bet left to make room for them: by purchase
                     log.info("vouchers: no room in the budget to read %d programs by exam: reading them by purchase",
                              len(self.pending))
                     self.by_purchase.update(self.pending)
-                    queue, self.pending = self._parts(self.pending), []
+                    self.pending = []
+                if self.by_purchase - self.parts_queued:
+                    queue = self._parts(self.by_purchase - self.parts_queued)
                     continue
                 queue = self._completion(self.readable)  # the last pass, over every purchase
                 if not queue:
@@ -387,7 +389,8 @@ class Waves:
             self.by_purchase = (self.by_purchase - by_exam) | (unread - by_exam)
             self.pending = self._order(by_exam)
         completion = self._completion(c for p in admitted for c in self.facts.purchases_by_program.get(p, ()))
-        return completion + self._parts(self.by_purchase - self.parts_queued)
+        # Programs read by purchase wait while bets are still to be made: what those teach may change them.
+        return completion + ([] if self.pending else self._parts(self.by_purchase - self.parts_queued))
 
     def _completion(self, codes: Iterable[str]) -> list[Query]:
         """Short purchases, read on the sides their program read by exam (all its sides if it switched)."""
