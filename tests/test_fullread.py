@@ -226,3 +226,13 @@ def test_a_short_purchase_is_completed_on_the_side_read_by_exam_only():
     assert Query.of("vouchers", isUsed=True) in api.queries()
     completed = {q for q in api.queries() if "purchaseCode" in q.params}
     assert completed == {Query.of("vouchers", purchaseCode=p["voucherPurchaseCode"], isUsed=False) for p in duo[:3]}
+
+
+def test_vouchers_of_a_purchase_the_listing_did_not_return_are_read_whole(caplog):
+    stray = purchase("X0", "Solo", quantity=12, used=4)  # not in the purchase list the catalog reads
+    api, vouchers = _tenant(["DUO-1", "DUO-2"])
+    api.records["vouchers"] += vouchers_of(stray, ["SOLO-1", None])
+    read, ids = read_all_of(api)
+    assert ids == Counter(v["id"] for v in api.records["vouchers"])
+    assert Query.of("vouchers", purchaseCode="X0") in api.queries()
+    assert "1 purchases the purchase listing did not return hold vouchers (X0)" in caplog.text

@@ -270,7 +270,7 @@ class Waves:
                 if self.by_purchase - self.parts_queued:
                     queue = self._parts(self.by_purchase - self.parts_queued)
                     continue
-                queue = self._completion(self.readable)  # the last pass, over every purchase
+                queue = self._completion(self.readable) + self._strays()  # the last pass, over every purchase
                 if not queue:
                     return
                 continue
@@ -391,6 +391,18 @@ class Waves:
         completion = self._completion(c for p in admitted for c in self.facts.purchases_by_program.get(p, ()))
         # Programs read by purchase wait while bets are still to be made: what those teach may change them.
         return completion + ([] if self.pending else self._parts(self.by_purchase - self.parts_queued))
+
+    def _strays(self) -> list[Query]:
+        """Purchases the listing did not return but vouchers read name: read whole (their vouchers may be where
+        no slice read reaches), and said in the log."""
+        strays = sorted(c for c in self.progress.per_purchase if c and c not in self.facts.purchases
+                        and c not in self.progress.sides_read)
+        if strays:
+            log.warning("vouchers: %d purchases the purchase listing did not return hold vouchers (%s); reading them "
+                        "whole", len(strays), ", ".join(strays[:5]) + (" ..." if len(strays) > 5 else ""))
+        for code in strays:
+            self.progress.sides_read[code] = BOTH_SIDES
+        return [Query.of("vouchers", purchaseCode=c) for c in strays]
 
     def _completion(self, codes: Iterable[str]) -> list[Query]:
         """Short purchases, read on the sides their program read by exam (all its sides if it switched)."""
