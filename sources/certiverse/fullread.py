@@ -367,16 +367,14 @@ class Waves:
             log.debug("vouchers: %r spent %.0f requests (estimate %.0f)", program, self.ledger.spent(program),
                       self.plans[program].cost)
         done = self.progress.done()
+        codes = [c for p in clean for c in self.facts.purchases_by_program.get(p, ()) if c not in done]
+        short = set(self.progress.short(codes))
         seen = []
-        for program in clean:
-            exam_sides = self.plans[program].exam_sides
-            for code in self.facts.purchases_by_program.get(program, ()):
-                if code in done:
-                    continue
-                missing = {f: max(0, self.facts.side(code, f) - self.progress.per_side[(code, f)]) for f in exam_sides}
-                seen.append(PurchaseSeen(code, part_pages(self.facts, code, exam_sides, self.page),
-                                         bool(self.progress.short([code])),
-                                         {f: self.facts.side(code, f) for f in exam_sides}, missing))
+        for code in codes:
+            exam_sides = self.plans[self.facts.program_of(code)].exam_sides
+            missing = {f: max(0, self.facts.side(code, f) - self.progress.per_side[(code, f)]) for f in exam_sides}
+            seen.append(PurchaseSeen(code, part_pages(self.facts, code, exam_sides, self.page), code in short,
+                                     {f: self.facts.side(code, f) for f in exam_sides}, missing))
         self.rates = self.rates.observed(self.facts, seen)
         unread = set(self.pending) | (self.by_purchase - self.parts_queued)
         if unread:
