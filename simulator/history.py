@@ -29,6 +29,8 @@ from .model import (
 if TYPE_CHECKING:
     from .data import Tenant
 
+ODD_PARTNER_STATE = "Suspended"  # listed, but returned by no documented status filter
+RETIRED = "Retired"  # a program the program list no longer shows
 HISTORY_DAYS = shape.HISTORY_DAYS  # the default shape's; a tenant's own is t.shape.history_days
 # share of purchases per status; Complete takes what is left (~85%)
 STATUS_SHARES = {
@@ -52,6 +54,7 @@ def build(t: Tenant, spec: dict[str, Any], rng: random.Random) -> None:
     _purchases(t, n_purchases, big_share(t), rng)
     _lagging_counters(t, rng)
     _ensure_deactivated(t, rng)
+    _odd_states(t)
 
 
 def big_share(t: Tenant) -> float:
@@ -346,6 +349,18 @@ def _lagging_counters(t: Tenant, rng: random.Random) -> None:
     candidates = [pu for pu in complete if pu.used_count >= 2]
     for pu in rng.sample(candidates, min(len(candidates), max(1, round(LAGGING_SHARE * len(complete))))):
         pu.used_count -= rng.randint(1, 2)
+
+
+def _odd_states(t: Tenant) -> None:
+    """The shape's partners in an undocumented state (active ones) and retired programs, those with the fewest
+    purchases (the $0 programs, which the API's writes need, and the nested pair of big ones stay)."""
+    partners = sorted((p for p in t.partners if p.status == "Active"), key=lambda p: (len(p.purchases), p.idx))
+    for partner in partners[:t.shape.odd_partner_states]:
+        partner.status = ODD_PARTNER_STATE
+    programs = sorted((p for p in t.programs if not p.zero_price_ok and p.purchases and p.idx not in (0, 2)),
+                      key=lambda p: (len(p.purchases), p.idx))
+    for prog in programs[:t.shape.retired_programs]:
+        prog.status = RETIRED
 
 
 def _ensure_deactivated(t: Tenant, rng: random.Random, minimum: int = 3) -> None:

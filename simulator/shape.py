@@ -24,6 +24,11 @@ Tenant knobs:
   probability (drawn from a hash of its position, so the rest of the tenant is
   drawn as without it), and every voucher of a purchase of at least this many
   (0: none). They are linked later only as ``link_when`` says.
+* ``odd_partner_states`` and ``retired_programs``: that many partners in a state
+  outside the reference's three (``Suspended``: listed, but returned by no
+  ``status`` filter), and that many programs the program list no longer shows
+  (``Retired``; their purchases and vouchers remain). Chosen after the history is
+  drawn, among those with the fewest purchases.
 * ``history_days`` and ``engagement``: the share of open vouchers. A young
   tenant has few expired vouchers; a low engagement assigns and uses fewer.
 * ``start_day``: the API's clock (the simulated "today", sent as the ``Date``
@@ -67,6 +72,9 @@ class WorldShape:
     big_range: tuple[int, int] = (50, 500)
     unlinked_vouchers: float = 0.0
     unlinked_from_quantity: int = 0
+    # lists the reference does not describe whole
+    odd_partner_states: int = 0
+    retired_programs: int = 0
     # open vouchers
     history_days: int = HISTORY_DAYS
     engagement: float = 1.0
@@ -90,6 +98,8 @@ class WorldShape:
         if not 1 <= self.big_range[0] <= self.big_range[1] <= 1000 or not 0 <= self.unlinked_vouchers <= 1 \
                 or self.unlinked_from_quantity < 0:
             raise ValueError("big_range lies within 1-1,000, unlinked_vouchers is a share, unlinked_from_quantity >= 0")
+        if self.odd_partner_states < 0 or self.retired_programs < 0:
+            raise ValueError("odd_partner_states and retired_programs are counts")
         if self.page_size < 1 or self.cap < 1 or self.history_days < 30 or self.activity_every_pages < 0:
             raise ValueError("page_size, cap and history_days (>= 30) must be positive")
 

@@ -15,7 +15,9 @@ read another way (never silently short):
   one the statuses missed is read by name (and its purchases too, should a program
   have been split by partner names), and the log says which.
 * purchases listed by names are checked against the purchases the warehouse holds
-  (``known_purchases``): one not listed again is read by its code, an exact filter.
+  (``purchase_pages(known)``): one not listed again is read by its code, an exact
+  filter. (A purchase no listing ever returned is found by its vouchers: the full
+  read reads such a purchase's vouchers whole, and the warehouse then knows it.)
 """
 
 from __future__ import annotations
@@ -46,12 +48,8 @@ class Catalog:
     purchases; reading them once serves both the plans and the resources.
     """
 
-    def __init__(self, client: CertiverseClient, *, workers: int = 4, record_cap: int = 10_000,
-                 known_purchases: frozenset[str] = frozenset()) -> None:
-        """``known_purchases``: the codes of the purchases the warehouse holds, a total to check the listing
-        against."""
+    def __init__(self, client: CertiverseClient, *, workers: int = 4, record_cap: int = 10_000) -> None:
         self.client = client
-        self.known_purchases = known_purchases
         self._ledger = Ledger()
         self._lists_client = CountingClient(client, self._ledger, lambda query: (LISTS,))
         self.workers = workers
@@ -86,8 +84,9 @@ class Catalog:
                 self._read_purchases()
             return self._purchases
 
-    def purchase_pages(self) -> Iterator[list[dict[str, Any]]]:
-        """Every purchase as the API sent it, page by page, for the purchases resource.
+    def purchase_pages(self, known: frozenset[str] = frozenset()) -> Iterator[list[dict[str, Any]]]:
+        """Every purchase as the API sent it, page by page, for the purchases resource; then those of ``known``
+        (the purchases the warehouse holds) the listing did not return, read by code.
 
         Pages are kept compressed until then: the plans need only a few fields of each
         purchase, and on a large tenant the full records as dicts held ~1 KB each.
@@ -98,6 +97,35 @@ class Catalog:
             pages, self._purchase_pages, self._pages_taken = self._purchase_pages, [], True
         for blob in pages:
             yield orjson.loads(zlib.decompress(blob))
+        found = self._unlisted(known)
+        if found:
+            yield found
+
+    def _unlisted(self, known: frozenset[str]) -> list[dict[str, Any]]:
+        """The purchases of ``known`` the listing did not return, read by code; and every purchase of the
+        programs they name that the program list does not show, read by that name (kept for the plans too)."""
+        with self._lock:
+            listed = {p["voucherPurchaseCode"] for p in self.purchases()}
+            missing = sorted(known - listed)
+            if not missing:
+                return []
+            found, _ = self._read([Query.of("purchases", purchaseCode=c) for c in missing], no_split)
+            programs = {p.get("name") for p in self.programs()}
+            unshown = sorted({n for p in found if (n := p.get("programName")) and n not in programs})
+            if unshown:
+                more, _ = self._read([Query.of("purchases", programName=n) for n in unshown], no_split)
+                codes = {p.get("voucherPurchaseCode") for p in found}
+                found += [p for p in more if p.get("voucherPurchaseCode") not in listed | codes]
+            self._purchases.extend(_slim(p) for p in found)
+        if found:
+            log.warning("purchases: %d purchases the warehouse holds were not listed by name; read by code: %s%s",
+                        len(found), _few(sorted(p.get("voucherPurchaseCode", "") for p in found)),
+                        f" (programs the program list does not show: {_few(unshown)})" if unshown else "")
+        gone = set(missing) - {p.get("voucherPurchaseCode") for p in found}
+        if gone:
+            log.info("purchases: %d purchases the warehouse holds are gone from the API: %s", len(gone),
+                     _few(sorted(gone)))
+        return found
 
     def _cached(self, name: str, load: Any) -> list[dict[str, Any]]:
         with self._lock:
@@ -178,16 +206,6 @@ class Catalog:
             # the statuses missed get their purchases read by name too.
             missing = {p.get("partnerName") for p in slim} - set(partners)
             read([Query.of("purchases", partnerName=n) for n in sorted(missing) if n])
-        known = {p["voucherPurchaseCode"] for p in slim}
-        unlisted = sorted(self.known_purchases - known)
-        if unlisted:
-            read([Query.of("purchases", purchaseCode=c) for c in unlisted])
-            found = sorted({p["voucherPurchaseCode"] for p in slim} - known)
-            if found:
-                log.warning("purchases: %d purchases the warehouse holds were not listed by %s; read by code: %s",
-                            len(found), by, _few(found))
-            if len(found) < len(unlisted):
-                log.info("purchases: %d purchases the warehouse holds are gone from the API", len(unlisted) - len(found))
         self._purchases, self._pages_taken = slim, False
 
 
