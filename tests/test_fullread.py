@@ -1,4 +1,4 @@
-"""Unit tests of the full read (fullread.py) and its ledger over small fake APIs: no HTTP, no simulator.
+"""Unit tests of the full read (fullread.py, waves.py) and its ledger over small fake APIs: no HTTP, no simulator.
 
 The full read must return every voucher once, and never send more requests than the naive plan
 (purchases by status, then each purchase's vouchers), whatever its estimates say.
@@ -12,18 +12,12 @@ import pytest
 
 from certiverse_warehouse.simulator.yardsticks import naive_full
 from certiverse_warehouse.sources.certiverse.client import Query, TooManyRecordsError
-from certiverse_warehouse.sources.certiverse.fullread import FullRead, Progress, Waves
+from certiverse_warehouse.sources.certiverse.facts import BOTH_SIDES, voucher_facts
+from certiverse_warehouse.sources.certiverse.fullread import FullRead
 from certiverse_warehouse.sources.certiverse.ledger import SHARED, CountingClient, Ledger
-from certiverse_warehouse.sources.certiverse.plans import (
-    BOTH_SIDES,
-    SAMPLE_FIRST,
-    SAMPLE_MAX,
-    LinkRates,
-    ProgramPlan,
-    sample_order,
-    voucher_facts,
-)
-from certiverse_warehouse.sources.certiverse.fullread import units_of
+from certiverse_warehouse.sources.certiverse.plans import ProgramPlan
+from certiverse_warehouse.sources.certiverse.rates import SAMPLE_FIRST, SAMPLE_MAX, LinkRates, sample_order
+from certiverse_warehouse.sources.certiverse.waves import Progress, Waves, units_of
 from tests.fakes import FakeApi, catalog, program, purchase, vouchers_of
 
 PAGE = 10

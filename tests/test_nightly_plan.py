@@ -19,7 +19,7 @@ from certiverse_warehouse.sources.certiverse.nightly import (
 )
 from certiverse_warehouse.sources.certiverse.planning import DEFAULT_PAGE_SIZE, api_now, plan_voucher_read
 from certiverse_warehouse.sources.certiverse.fullread import FullRead
-from certiverse_warehouse.sources.certiverse.plans import voucher_facts
+from certiverse_warehouse.sources.certiverse.facts import voucher_facts
 from certiverse_warehouse.sources.certiverse.snapshot import Snapshot
 from tests.fakes import FakeApi, catalog, program, purchase
 

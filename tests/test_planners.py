@@ -1,4 +1,4 @@
-"""Unit tests of the planning steps (plans.py) over small fake catalogs: no HTTP, no simulator."""
+"""Unit tests of the planning steps (facts.py, rates.py, plans.py) over small fake catalogs: no HTTP, no simulator."""
 
 from __future__ import annotations
 
@@ -6,26 +6,27 @@ from collections import Counter
 
 from certiverse_warehouse.simulator.yardsticks import naive_full
 from certiverse_warehouse.sources.certiverse.client import Query
-from certiverse_warehouse.sources.certiverse.plans import (
+from certiverse_warehouse.sources.certiverse.facts import (
     BOTH_SIDES,
     BULK,
-    LinkRates,
-    PurchaseSeen,
-    VoucherSplit,
-    choose_programs_read_by_purchase,
-    expected_records,
-    full_read_estimate,
     naive_requests,
     over_cap_slices,
     pages,
     part,
     part_pages,
-    program_plans,
-    purchases_to_complete,
     voucher_facts,
-    voucher_split,
     whole_sides,
 )
+from certiverse_warehouse.sources.certiverse.plans import (
+    VoucherSplit,
+    choose_programs_read_by_purchase,
+    expected_records,
+    full_read_estimate,
+    program_plans,
+    purchases_to_complete,
+    voucher_split,
+)
+from certiverse_warehouse.sources.certiverse.rates import LinkRates, PurchaseSeen
 from tests.fakes import program, purchase, vouchers_of
 
 PAGE = 10

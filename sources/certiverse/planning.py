@@ -37,15 +37,9 @@ from typing import Any, Iterator, Mapping
 from .catalog import Catalog
 from .fullread import FullRead
 from .nightly import NightlyRead, expected_open_or_counted, plan_nightly
-from .plans import (
-    LinkRates,
-    choose_programs_read_by_purchase,
-    full_read_estimate,
-    over_cap_slices,
-    voucher_facts,
-    voucher_split,
-    whole_sides,
-)
+from .facts import over_cap_slices, voucher_facts, whole_sides
+from .plans import choose_programs_read_by_purchase, full_read_estimate, voucher_split
+from .rates import LinkRates
 from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)

@@ -1,248 +1,44 @@
 """Planning the full read of vouchers: which queries cover every voucher, with as few requests as the API allows.
 
-Words as defined in ``planning.py`` (open, settled, linked, read by purchase).
+Words as defined in ``planning.py`` (open, settled, linked, read by purchase) and
+``facts.py`` (side, whole side, part).
 
-Every voucher is in exactly one of ``isUsed=true|false``. A side under the cap is
-read whole (**a whole side**), when that costs less than what it spares (or some
-program is read by exam). A side over the cap splits by ``isActive`` (still
-covering): its deactivated vouchers are one query, its active ones are read per
-program, whichever is estimated cheaper:
+Every voucher is on one side. A side under the cap is read whole when that costs
+less than what it spares (``facts.whole_sides``). A side over the cap splits by
+``isActive`` (still covering): its deactivated vouchers are one query, its active
+ones are read per program and side, whichever is estimated cheaper:
 
-* **by purchase**: each purchase's **part**, what no whole side holds: the purchase
-  whole, only its ``isUsed`` side over the cap, or nothing (every voucher in a whole
-  side);
-* **by exam**: the program's exam slices in each over-cap side, then a completion
-  pass for its purchases that came back short (exam slices miss unlinked vouchers).
+* **by purchase**: each purchase's vouchers on that side (the purchase whole when
+  both sides are read by purchase);
+* **by exam**: the program's exam slices on that side, then a completion pass for
+  its purchases that came back short (exam slices miss unlinked vouchers).
 
     by purchase = sum of pages(part) over its purchases
-    by exam     = its exam slices in each over-cap side (its counters spread evenly over its exams)
-                  + pages(part) of each purchase likely to hold unlinked vouchers
+    by exam     = its exam slices (its counters, less what the rates say is unlinked, spread evenly
+                  over its exams) + pages(part) of each purchase likely to hold unlinked vouchers
 
-How likely a purchase holds unlinked vouchers is known exactly from the warehouse on
-later runs; on a first run it is learnt from a small sample of purchases read whole
-(their vouchers are part of the read), by stratum (programs of one exam or several,
-purchases with vouchers left or all used), and again from each program read by exam
-as the read goes on. If the estimate is not below reading every purchase whole, every
-purchase is read whole.
-
-These are the planning steps (``voucher_facts`` → ``over_cap_slices`` →
-``whole_sides`` → ``LinkRates`` → ``program_costs`` → ``choose_programs_read_by_purchase``);
-``fullread.py`` runs them and checks the estimates against what the read spends.
-``naive_requests`` is what the naive plan would pay for the same catalog.
+The rates (``rates.py``) come from the warehouse on later runs, else from a sample
+and what the read learns as it goes. The planning steps: ``facts.voucher_facts`` →
+``facts.over_cap_slices`` → ``facts.whole_sides`` → ``rates.LinkRates`` →
+``program_plans``; ``fullread.py`` runs them and checks the estimates against what
+the read spends. The nightly plan chooses with ``choose_programs_read_by_purchase``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import zlib
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
 from .catalog import expected_vouchers
 from .client import Query
+from .facts import BOTH_SIDES, VoucherFacts, pages, part_pages
+from .rates import LinkRates
 from .reader import read_all
 
 log = logging.getLogger(__name__)
-
-SAMPLE_FIRST = 4  # purchases per stratum read whole to learn how often they hold unlinked vouchers
-SAMPLE_MAX = 12  # ... and up to this many when the first ones disagree
-Stratum = tuple[bool, bool]  # (program sells several exams, purchase has vouchers left)
-Cell = tuple[bool, bool, bool]  # a stratum, and whether the purchase is a bulk one
-BULK = 50  # vouchers from which a purchase is a bulk one (what rates are learnt for apart)
-BOTH_SIDES = frozenset({True, False})
-
-
-def pages(n: float, page: int) -> int:
-    """Requests to read ``n`` records (a query with none still costs one)."""
-    return max(1, math.ceil(n / page))
-
-
-@dataclass(frozen=True)
-class VoucherFacts:
-    """What the catalog says about where vouchers are, before any voucher is read."""
-
-    exams_by_program: dict[str, tuple[str, ...]]
-    programs_by_exam: dict[str, frozenset[str]]
-    purchases_by_program: dict[str, tuple[str, ...]]  # purchases that may hold vouchers
-    purchases: dict[str, dict[str, Any]]  # the plan fields of each purchase, by code
-    used: Counter[str]  # per program: its purchases' quantityUsed
-    unused: Counter[str]  # per program: its purchases' quantityRemaining
-
-    def stratum(self, code: str) -> Stratum:
-        purchase = self.purchases[code]
-        several = len(self.exams_by_program.get(purchase.get("programName", ""), ())) > 1
-        return several, bool(purchase.get("quantityRemaining"))
-
-    def cell(self, code: str) -> Cell:
-        return (*self.stratum(code), self.quantity(code) >= BULK)
-
-    def quantity(self, code: str) -> int:
-        return int(self.purchases[code].get("quantity") or 0)
-
-    def side(self, code: str, used: bool) -> int:
-        """A purchase's vouchers on one ``isUsed`` side, by its counters."""
-        return int(self.purchases[code].get("quantityUsed" if used else "quantityRemaining") or 0)
-
-    def program_of(self, code: str) -> str:
-        return self.purchases[code].get("programName", "") if code in self.purchases else ""
-
-
-def voucher_facts(programs: Sequence[dict[str, Any]], purchases: Sequence[dict[str, Any]]) -> VoucherFacts:
-    """Exams per program and purchases per program (with their counters) from the catalog."""
-    exams_by_program = {p.get("name", ""): tuple(e["code"] for e in p.get("storeExams") or [] if e.get("code"))
-                        for p in programs}
-    programs_by_exam: dict[str, set[str]] = defaultdict(set)
-    for name, codes in exams_by_program.items():
-        for code in codes:
-            programs_by_exam[code].add(name)
-    by_program: dict[str, list[str]] = defaultdict(list)
-    used: Counter[str] = Counter()
-    unused: Counter[str] = Counter()
-    for p in purchases:
-        if expected_vouchers(p) == 0:
-            continue
-        program = p.get("programName", "")
-        by_program[program].append(p["voucherPurchaseCode"])
-        used[program] += int(p.get("quantityUsed") or 0)
-        unused[program] += int(p.get("quantityRemaining") or 0)
-    return VoucherFacts(exams_by_program, {e: frozenset(ps) for e, ps in programs_by_exam.items()},
-                        {k: tuple(v) for k, v in by_program.items()},
-                        {p["voucherPurchaseCode"]: p for p in purchases}, used, unused)
-
-
-def naive_requests(facts: VoucherFacts, partners: int, programs: int, page: int) -> int:
-    """What the naive plan pays for a full read of this catalog (the definition of ``simulator/yardsticks.py``):
-    partners and programs, purchases by status, then every purchase's vouchers one purchase at a time.
-
-    A purchase's vouchers are taken at what its status says; where it does not say (a purchase still in
-    voucher creation, a status the reference does not list) at one page, the least the naive plan pays:
-    the estimate may fall below the truth, never above it.
-    """
-    statuses = Counter(p.get("status") for p in facts.purchases.values())
-    lists = pages(partners, page) + pages(programs, page) + sum(pages(n, page) for n in statuses.values())
-    return lists + sum(pages(expected_vouchers(p) or 0, page) for p in facts.purchases.values())
-
-
-def over_cap_slices(facts: VoucherFacts, cap: int) -> frozenset[bool]:
-    """The ``isUsed`` values whose active slice is expected over the cap (from the counters: few vouchers
-    are deactivated, so the active slice is taken to hold them all)."""
-    totals = {True: sum(facts.used.values()), False: sum(facts.unused.values())}
-    return frozenset(flag for flag, n in totals.items() if n > cap)
-
-
-def part(facts: VoucherFacts, code: str, read_on: frozenset[bool]) -> Query | None:
-    """The query reading a purchase on these ``isUsed`` sides: whole for both, one side, or None for none (or
-    for a side its counters say is empty)."""
-    if read_on == BOTH_SIDES:
-        return Query.of("vouchers", purchaseCode=code)
-    if not read_on:
-        return None
-    (flag,) = read_on
-    return Query.of("vouchers", purchaseCode=code, isUsed=flag) if facts.side(code, flag) else None
-
-
-def part_pages(facts: VoucherFacts, code: str, read_on: frozenset[bool], page: int) -> int:
-    """Requests for a purchase's part on these sides (none when it has none)."""
-    if read_on == BOTH_SIDES:
-        return pages(facts.quantity(code), page)
-    if not read_on:
-        return 0
-    (flag,) = read_on
-    return pages(facts.side(code, flag), page) if facts.side(code, flag) else 0
-
-
-def whole_sides(facts: VoucherFacts, over: frozenset[bool], page: int) -> frozenset[bool]:
-    """The ``isUsed`` sides under the cap worth reading whole: all of them when no side is over the cap
-    (they cover everything); else those that cost less than the purchases' parts they spare."""
-    under = BOTH_SIDES - over
-    if not over:
-        return under
-    chosen = set()
-    for flag in under:
-        total = sum((facts.used if flag else facts.unused).values())
-        spared = sum(pages(facts.quantity(c), page) - part_pages(facts, c, BOTH_SIDES - {flag}, page)
-                     for codes in facts.purchases_by_program.values() for c in codes)
-        if pages(total, page) < spared:
-            chosen.add(flag)
-    return frozenset(chosen)
-
-
-class PurchaseSeen(NamedTuple):
-    """What one purchase read told about unlinked vouchers."""
-
-    code: str
-    pages: int  # what reading it costs: the weight of what it tells
-    held: bool  # it held unlinked vouchers (an exam slice would have missed some)
-    vouchers: dict[bool, int]  # vouchers looked at, per isUsed side
-    unlinked: dict[bool, int]  # ... of them not linked (or missed by the exam slices)
-
-
-@dataclass(frozen=True)
-class LinkRates:
-    """What is known of unlinked vouchers: per purchase (the warehouse), or from the purchases seen so far
-    (the sample, then each program read by exam), per stratum and, within it, for bulk purchases apart
-    (``BULK`` vouchers or more: they are often linked differently, and weigh most in what a read costs).
-
-    ``likelihood`` weighs purchases by their pages: the share of pages in purchases that held unlinked
-    vouchers, so that a few large purchases holding them count for what re-reading them costs.
-    ``unlinked_share`` is the share of vouchers on one side that are not linked: the exam slices return
-    the others, which is what decides whether a slice stays under the cap.
-    """
-
-    known: frozenset[str] | None = None  # purchases that hold some (from the warehouse)
-    pages: Counter[Cell] = field(default_factory=Counter)
-    held: Counter[Cell] = field(default_factory=Counter)
-    vouchers: Counter[tuple[Cell, bool]] = field(default_factory=Counter)
-    unlinked: Counter[tuple[Cell, bool]] = field(default_factory=Counter)
-
-    def likelihood(self, facts: VoucherFacts, code: str) -> float:
-        if self.known is not None:
-            return 1.0 if code in self.known else 0.0
-        cells = _cells(facts, code, self.pages)
-        if not cells:
-            return 1.0
-        return (sum(self.held[c] for c in cells) + 0.5) / (sum(self.pages[c] for c in cells) + 1)
-
-    def unlinked_share(self, facts: VoucherFacts, code: str, used: bool, strict: bool = False) -> float:
-        """``strict``: a purchase whose own cell nothing was seen of counts as all unlinked (for guesses that
-        cost a request when too high), not as its stratum's other cells say."""
-        if self.known is not None:
-            return 0.0
-        if strict and not self.vouchers[(facts.cell(code), used)]:
-            return 1.0
-        cells = _cells(facts, code, Counter({c: n for (c, side), n in self.vouchers.items() if side == used}))
-        seen = sum(self.vouchers[(c, used)] for c in cells)
-        return sum(self.unlinked[(c, used)] for c in cells) / seen if seen else 0.0
-
-    def observed(self, facts: VoucherFacts, seen: Iterable[PurchaseSeen]) -> LinkRates:
-        """These rates with more purchases seen."""
-        if self.known is not None:
-            return self
-        pages_, held = Counter(self.pages), Counter(self.held)
-        vouchers, unlinked = Counter(self.vouchers), Counter(self.unlinked)
-        for one in seen:
-            cell = facts.cell(one.code)
-            pages_[cell] += one.pages
-            held[cell] += one.pages if one.held else 0
-            for used, n in one.vouchers.items():
-                vouchers[(cell, used)] += n
-                unlinked[(cell, used)] += one.unlinked.get(used, 0)
-        return LinkRates(None, pages_, held, vouchers, unlinked)
-
-
-def _cells(facts: VoucherFacts, code: str, observed: Counter[Cell]) -> list[Cell]:
-    """The purchase's own cell if anything was seen there, else its stratum's cells seen (none: nothing)."""
-    cell = facts.cell(code)
-    if observed[cell]:
-        return [cell]
-    return [c for c in observed if c[:2] == cell[:2] and observed[c]]
-
-
-def sample_order(codes: Iterable[str]) -> list[str]:
-    """A fixed pseudo-random order (the same every run, unrelated to purchase age or size)."""
-    return sorted(codes, key=lambda c: (zlib.crc32(c.encode()), c))
 
 
 def _exam_slices(facts: VoucherFacts, program: str, flag: bool, page: int, cap: int,
