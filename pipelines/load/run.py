@@ -16,6 +16,7 @@ from ..context import RunContext
 from ..locks import exclusive
 from ..phases import Phases
 from . import counters
+from .child_tables import create_declared_child_tables
 from .counters import CounterCheck
 from .pipeline import FILE_FORMATS, RESOURCES, vouchers_state
 from .snapshot import read_snapshot
@@ -76,6 +77,7 @@ def run_load(
                 snapshot = context.on_warehouse(read_snapshot, pipeline)
         inputs = RunInputs(snapshot=snapshot, as_of=as_of, full_refresh=full_refresh or bool(reason))
         read = _read_and_load(context, config, inputs, phases)
+        context.on_warehouse(create_declared_child_tables, pipeline)  # an empty tenant's (see child_tables.py)
         # A full read has just read every voucher afresh: what disagrees now is the API's own accounting.
         read_afresh = vouchers_state(pipeline).get("mode") == "full"
         with phases.time("counter_check"):

@@ -49,7 +49,7 @@ class Headlines:
     def sentences(self) -> list[str]:
         """Three lines a person reads: utilization, money, what expires soon."""
         return [
-            f"As of {self.built_for}: {self.vouchers:,} vouchers on {self.purchases:,} purchases; {self.used:,} used "
+            f"As of {self.built_for or self.window_start}: {self.vouchers:,} vouchers on {self.purchases:,} purchases; {self.used:,} used "
             f"({self.used_share:.1f}%), {self.redeemable:,} still redeemable, {self.expired_unused:,} expired unused, "
             f"{self.deactivated:,} deactivated.",
             f"Money: {self.amount_paid:,.2f} paid; value used {self.value_used:,.2f}, still redeemable "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ...sources.certiverse.planning import clock_note
 from ..context import RunContext
 from ..load import table_counts
 from ..load.counters import last_check
@@ -57,6 +58,7 @@ def pipeline_status(context: RunContext, freshness_hours: float = 36.0,
         "recheck_night": state.get("night"),
         "last_full_at": state.get("last_full_at"),
         "last_nightly": state.get("last_nightly"),
+        "clock": clock_note(state),
         "rows": rows,
         "counter_check": check,
         "published": published_info(context.publish) if context.publish else None,
@@ -75,6 +77,8 @@ def format_status(status: dict[str, Any]) -> str:
     if status["last_mode"]:
         lines.append(f"last voucher read: {status['last_mode']}; rolling re-check night {status['recheck_night']}"
                      f"; last full read {status['last_full_at']}")
+    if status.get("clock"):
+        lines.append(status["clock"])
     pending = status["pending_packages"]
     lines.append(f"pending packages: {len(pending)}" + (" (the next run finishes them first)" if pending else "")
                  + f"; local state: {status['state_dir']}")

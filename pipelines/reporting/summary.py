@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ...sources.certiverse.planning import clock_note
+
 if TYPE_CHECKING:
     from ..load import LoadResult
     from ..publishing import Publication
@@ -71,6 +73,8 @@ def _load_lines(load: LoadResult, read_seconds: float) -> list[str]:
         lines.append(f"  {endpoint:<10} {shown}")
     if load.full_read_reason:
         lines.append(f"Read everything: {load.full_read_reason}.")
+    if note := clock_note(load.vouchers_state):
+        lines.append(note)
     if load.counter_check is not None:
         lines.append(load.counter_check.sentence())
     return lines
@@ -102,6 +106,7 @@ def as_json(summary: CommandSummary) -> dict[str, Any]:
             "requests": load.requests.as_dict(),
             "load_ids": load.load_ids,
             "full_read_reason": load.full_read_reason,
+            "clock": clock_note(load.vouchers_state),
             "counter_check": load.counter_check.as_dict() if load.counter_check else None,
         })
     out["dbt"] = summary.transform.as_dict() if summary.transform is not None else None

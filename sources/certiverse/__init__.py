@@ -15,7 +15,7 @@ or ``SOURCES__CERTIVERSE__BASE_URL`` / ``SOURCES__CERTIVERSE__API_TOKEN``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import dlt
 import pyarrow as pa
@@ -41,8 +41,9 @@ from .inputs import FULL_READ, RunInputs
 from .planning import plan_voucher_read
 from .plans import read_purchases_whole
 from .reader import CapExceededError
-from .schema import CONTENT_HASH, PURCHASE_COLUMNS, column_hints, voucher_hints
+from .schema import CONTENT_HASH, child_table_hints, record_hints, voucher_hints
 from .snapshot import LiveVouchers, Snapshot
+from .values import UnreadableValueError
 
 # dlt's column of the load that wrote a row (rows_written() and analysts tell loads apart by it)
 LOAD_ID = "_dlt_load_id"
@@ -59,6 +60,7 @@ __all__ = [
     "CapExceededError",
     "PagingError",
     "ApiUnavailableError",
+    "UnreadableValueError",
     "Query",
     "RequestStats",
     "RunInputs",
@@ -125,17 +127,33 @@ def certiverse_source(
     )
 
 
-@dlt.resource(name="partners", primary_key="id", write_disposition="merge")
+def _nested_hints(endpoint: str) -> dict[tuple[str, ...], Any]:
+    return {path: dlt.mark.make_nested_hints(**hints) for path, hints in child_table_hints(endpoint).items()}
+
+
+def _or_empty_table(pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """The pages; none at all (an empty tenant) still creates the table, with its declared columns."""
+    empty = True
+    for page in pages:
+        empty = empty and not page
+        yield page
+    if empty:
+        yield dlt.mark.materialize_table_schema()
+
+
+@dlt.resource(name="partners", primary_key="id", write_disposition="merge", columns=record_hints("partners"),
+              nested_hints=_nested_hints("partners"))
 def partners(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every partner the token can see, with its users (child table ``partners__users``)."""
-    yield catalog.partners()
+    yield from _or_empty_table([catalog.partners()])
     _report_requests(catalog.client, "partners")
 
 
-@dlt.resource(name="programs", primary_key="id", write_disposition="merge")
+@dlt.resource(name="programs", primary_key="id", write_disposition="merge", columns=record_hints("programs"),
+              nested_hints=_nested_hints("programs"))
 def programs(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every program, with discounts, store exams and assigned partners as child tables."""
-    yield catalog.programs()
+    yield from _or_empty_table([catalog.programs()])
     _report_requests(catalog.client, "programs")
 
 
@@ -143,12 +161,11 @@ def purchases_resource(catalog: Catalog) -> DltResource:
     """The purchases resource of one run's catalog, parametrized by the run's inputs: the purchases the
     warehouse holds are a total the listing is checked against (``Catalog.purchase_pages``)."""
 
-    @dlt.resource(name="purchases", primary_key="id", write_disposition="merge",
-                  columns=column_hints(PURCHASE_COLUMNS))
+    @dlt.resource(name="purchases", primary_key="id", write_disposition="merge", columns=record_hints("purchases"))
     def purchases(inputs: RunInputs = FULL_READ) -> Iterator[list[dict[str, Any]]]:
         """Every purchase of every partner and program, in any status."""
         known = inputs.snapshot.purchase_codes() if inputs.snapshot is not None else frozenset()
-        yield from catalog.purchase_pages(known)
+        yield from _or_empty_table(catalog.purchase_pages(known))
         _report_requests(catalog.client, "purchases")
 
     return purchases
@@ -180,7 +197,8 @@ def vouchers_resource(catalog: Catalog, recheck_nights: int) -> DltResource:
         else:
             state = dlt.current.resource_state()
             read = plan_voucher_read(catalog, inputs.plan_snapshot, state, recheck_nights, inputs.as_of)
-            yield from map(_with_load_id, voucher_batches(read.pages(catalog.workers)))
+            # A full read of a tenant without vouchers still creates the table (an empty tenant).
+            yield from map(_with_load_id, voucher_batches(read.pages(catalog.workers), empty=read.mode == "full"))
             state.update(read.next_state())
         _report_requests(catalog.client, "vouchers")
 

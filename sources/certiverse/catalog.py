@@ -26,13 +26,14 @@ import logging
 import sys
 import threading
 import zlib
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import orjson
 
 from .client import CertiverseClient, Query
 from .ledger import LISTS, CountingClient, Ledger
 from .reader import ReadSummary, SeenIds, no_split, read_all
+from .values import read_records
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Catalog:
                 more, _ = self._read([Query.of("purchases", programName=n) for n in unshown], no_split)
                 codes = {p.get("voucherPurchaseCode") for p in found}
                 found += [p for p in more if p.get("voucherPurchaseCode") not in listed | codes]
-            self._purchases.extend(_slim(p) for p in found)
+            self._purchases.extend(_slim(p) for p in found if p.get("voucherPurchaseCode"))
         if found:
             log.warning("purchases: %d purchases the warehouse holds were not listed by name; read by code: %s%s",
                         len(found), _few(sorted(p.get("voucherPurchaseCode", "") for p in found)),
@@ -133,13 +134,15 @@ class Catalog:
                 self._cache[name] = load()
             return self._cache[name]
 
-    def _read(self, roots: Iterable[Query], split: Any, seen: SeenIds | None = None
+    def _read(self, roots: list[Query], split: Any, seen: SeenIds | None = None
               ) -> tuple[list[dict[str, Any]], ReadSummary]:
+        """Every record of these queries of one endpoint, read by meaning; and what the reader did."""
+        endpoint = roots[0].endpoint if roots else ""
         records: list[dict[str, Any]] = []
         pages = read_all(self._lists_client, roots, split, workers=self.workers, seen=seen)
         while True:
             try:
-                records.extend(next(pages))
+                records.extend(read_records(endpoint, next(pages)))
             except StopIteration as done:
                 return records, done.value
 
@@ -170,9 +173,10 @@ class Catalog:
         return listed + found
 
     def _read_purchases(self) -> None:
-        programs = [p["name"] for p in self.programs()]
+        # A name the API left out (the reference says there always is one) cannot be a filter.
+        programs = [p["name"] for p in self.programs() if p.get("name")]
         listed, by_status = self._listed_partners()
-        partners = [p["name"] for p in listed]
+        partners = [p["name"] for p in listed if p.get("name")]
         # Partition on the dimension with fewer values: fewer half-empty last pages. Not on partners read by
         # status: their list is checked against the purchases, so it cannot be what lists them.
         by, names, other, other_names = ("programName", programs, "partnerName", partners)
@@ -188,10 +192,11 @@ class Catalog:
             pages = read_all(self._lists_client, queries, split, workers=self.workers, seen=seen)
             while True:
                 try:
-                    page = next(pages)
+                    page = read_records("purchases", next(pages))
                 except StopIteration as done:
                     return done.value
-                slim.extend(_slim(p) for p in page)
+                # The plans know purchases by their code; one without a code is loaded, not planned for.
+                slim.extend(_slim(p) for p in page if p.get("voucherPurchaseCode"))
                 self._purchase_pages.append(zlib.compress(orjson.dumps(page), 1))
 
         refused = read([Query.of("purchases", **{by: n}) for n in first]).refused

@@ -53,6 +53,7 @@ from .ledger import CountingClient, Ledger
 from .plans import ProgramPlan, VoucherSplit, expected_records, full_read_estimate, program_plans
 from .rates import SAMPLE_FIRST, SAMPLE_MAX, LinkRates, PurchaseSeen, sample_order
 from .reader import read_all
+from .values import flag
 from .waves import Pages, Progress, Waves, units_of
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,12 @@ class FullRead:
             for page in progress.take(read_all(client, queries, VoucherSplit((), {}), workers=workers,
                                                seen=progress.seen,
                                                expected=partial(expected_records, facts, cap=self.catalog.record_cap))):
-                unlinked.update((v.get("voucherPurchaseCode"), bool(v.get("isUsed"))) for v in page
-                                if not v.get("storeExamCode") and v.get("isActive"))
-                progress.looked.update(bool(v.get("isUsed")) for v in page)
-                progress.deactivated.update(bool(v.get("isUsed")) for v in page if not v.get("isActive"))
+                # Booleans read by meaning (a value with no reading stops the run where it is stored).
+                sides = [(v, bool(flag(v.get("isUsed"))), bool(flag(v.get("isActive")))) for v in page]
+                unlinked.update((v.get("voucherPurchaseCode"), used) for v, used, active in sides
+                                if active and not v.get("storeExamCode"))
+                progress.looked.update(used for _, used, _ in sides)
+                progress.deactivated.update(used for _, used, active in sides if not active)
                 yield page
             for code in batch:
                 held = any(unlinked[(code, flag)] for flag in over)

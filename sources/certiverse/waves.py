@@ -20,6 +20,7 @@ from .ledger import SHARED, Ledger
 from .plans import ProgramPlan, VoucherSplit, expected_records, program_plans, purchases_to_complete, voucher_split
 from .rates import LinkRates, PurchaseSeen
 from .reader import ReadSummary, SeenIds, read_all
+from .values import flag
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Progress:
             except StopIteration as done:
                 return done.value
             self.per_purchase.update(v.get("voucherPurchaseCode") for v in page)
-            self.per_side.update((v.get("voucherPurchaseCode"), bool(v.get("isUsed"))) for v in page)
+            self.per_side.update((v.get("voucherPurchaseCode"), bool(flag(v.get("isUsed")))) for v in page)
             yield page
 
     def done(self) -> frozenset[str]:
