@@ -64,9 +64,9 @@ class CountingClient:
         self.ledger.charge(self._units_of(query))  # refused or not, a request was sent
         return self._client.page(query, number)
 
-    def follow(self, query: Query, next_link: str | None) -> Iterator[list[dict[str, Any]]]:
+    def follow(self, query: Query, next_link: str | None, after: int = 1) -> Iterator[list[dict[str, Any]]]:
         units = self._units_of(query)
-        pages_ = self._client.follow(query, next_link)
+        pages_ = self._client.follow(query, next_link, after)
         while True:
             try:
                 page = next(pages_)
