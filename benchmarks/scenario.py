@@ -169,7 +169,7 @@ def run_growers_scenario(spec: dict[str, Any]) -> dict[str, Any]:
     import tracemalloc
 
     from certiverse_warehouse.sources.certiverse.client import CertiverseClient
-    from certiverse_warehouse.sources.certiverse.plans import Catalog
+    from certiverse_warehouse.sources.certiverse.catalog import Catalog
 
     out: dict[str, Any] = {}
     with CertiverseClient(spec["base_url"], spec["token"]) as client:

@@ -113,7 +113,7 @@ def _new_purchases(day: Day) -> None:
         x = rng.random()
         status = ("Complete" if x < 0.8 else "VoucherCreation" if x < 0.88
                   else "CheckoutInProgress" if x < 0.93 else rng.choice(ABANDONED))
-        qty = t.shape.quantity(history.quantity(rng, history.big_share(t)))
+        qty = t.shape.quantity(history.quantity(rng, history.big_share(t), t.shape.big_range))
         pu = history.new_purchase(t, partner, prog, moment, *history.purchaser(partner, rng),
                                   history.note(rng), qty, status)
         pu.exam = history.exam_at_issuance(t, prog, rng)

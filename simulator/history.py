@@ -29,6 +29,8 @@ from .model import (
 if TYPE_CHECKING:
     from .data import Tenant
 
+ODD_PARTNER_STATE = "Suspended"  # listed, but returned by no documented status filter
+RETIRED = "Retired"  # a program the program list no longer shows
 HISTORY_DAYS = shape.HISTORY_DAYS  # the default shape's; a tenant's own is t.shape.history_days
 # share of purchases per status; Complete takes what is left (~85%)
 STATUS_SHARES = {
@@ -45,13 +47,14 @@ LAGGING_SHARE = 0.01
 def build(t: Tenant, spec: dict[str, Any], rng: random.Random) -> None:
     """Fill an empty tenant with partners, programs, purchases and vouchers."""
     t.codes = CodeBook(rng)
-    n_purchases = max(20, round(spec["purchases"] * t.scale))
+    n_purchases = max(20, round(spec["purchases"] * t.scale * t.shape.purchase_count))
     t.people = People(max(1200, n_purchases * 12), rng)
     _partners(t, spec["partners"], rng)
     _programs(t, spec["programs"], rng)
     _purchases(t, n_purchases, big_share(t), rng)
     _lagging_counters(t, rng)
     _ensure_deactivated(t, rng)
+    _odd_states(t)
 
 
 def big_share(t: Tenant) -> float:
@@ -163,13 +166,15 @@ def _programs(t: Tenant, count: int, rng: random.Random) -> None:
         raise ValueError("the voucher store keeps exam links in one byte: at most 255 exams")
 
 
-def quantity(rng: random.Random, big_share: float) -> int:
-    """Skewed purchase size: mostly 1-25, some 50-500, rarely up to 1000 (before the shape's scale)."""
+def quantity(rng: random.Random, big_share: float, big_range: tuple[int, int] = (50, 500)) -> int:
+    """Skewed purchase size: mostly 1-25, some big (50-500 by default), rarely up to 1000 (before the shape's
+    scale)."""
     x = rng.random()
     if x < 0.004:
         return rng.randint(500, 1000)
     if x < 0.004 + big_share:
-        return int(50 * 10 ** rng.random())
+        low, high = big_range
+        return int(low * (high / low) ** rng.random())
     return 1 + int(24 * rng.random() ** 1.8)
 
 
@@ -206,7 +211,7 @@ def _purchases(t: Tenant, n: int, big_share: float, rng: random.Random) -> None:
             partner = t.partners[rng.choices(prog.assigned, weights=[t.partners[i].weight for i in prog.assigned])[0]]
         # argument order is draw order: purchaser, note, then quantity
         pu = new_purchase(t, partner, prog, ts, *purchaser(partner, rng), note(rng),
-                          t.shape.quantity(quantity(rng, big_share)), status)
+                          t.shape.quantity(quantity(rng, big_share, t.shape.big_range)), status)
         pu.archived = rng.random() < 0.03 * (now_ts - ts) / (t.shape.history_days * DAY) * 2
         pu.exam = exam_at_issuance(t, prog, rng)
         if status == "Complete":
@@ -265,8 +270,10 @@ def issue_fresh(t: Tenant, pu: Purchase, n: int, issue: int, active: bool = True
     vs = t.vouchers
     expires = issue + t.programs[pu.program].period * DAY
     start = len(vs)
-    for _ in range(n):
-        vs.add(pu.idx, expires, pu.exam, ACTIVE if active else 0)
+    shape = t.shape
+    for j in range(n):
+        exam = shape.issued_exam(pu.exam, pu.quantity, start + j) if shape.drops_exams else pu.exam
+        vs.add(pu.idx, expires, exam, ACTIVE if active else 0)
     pu.chunks.append((start, len(vs)))
 
 
@@ -290,10 +297,13 @@ def issue_history(t: Tenant, pu: Purchase, prog: Program, issue: int, now_ts: in
         deact_lo = rng.randrange(n)
         deact_hi = rng.randint(deact_lo + 1, n)
     random, expo = rng.random, rng.expovariate
+    drops, issued_exam = t.shape.drops_exams, t.shape.issued_exam
     for j in range(n):
         exp = issue + period + (ext if ext_lo <= j < ext_hi else 0)
         horizon = exp if exp < now_ts else now_ts
         flags, assigned, person, used, ra, rs, exam = ACTIVE, 0, -1, 0, 0, 0, pu.exam
+        if drops:
+            exam = issued_exam(exam, n, start + j)
         if random() < p_assign:
             a = issue + int(expo(assign_rate))
             if a < horizon:
@@ -339,6 +349,18 @@ def _lagging_counters(t: Tenant, rng: random.Random) -> None:
     candidates = [pu for pu in complete if pu.used_count >= 2]
     for pu in rng.sample(candidates, min(len(candidates), max(1, round(LAGGING_SHARE * len(complete))))):
         pu.used_count -= rng.randint(1, 2)
+
+
+def _odd_states(t: Tenant) -> None:
+    """The shape's partners in an undocumented state (active ones) and retired programs, those with the fewest
+    purchases (the $0 programs, which the API's writes need, and the nested pair of big ones stay)."""
+    partners = sorted((p for p in t.partners if p.status == "Active"), key=lambda p: (len(p.purchases), p.idx))
+    for partner in partners[:t.shape.odd_partner_states]:
+        partner.status = ODD_PARTNER_STATE
+    programs = sorted((p for p in t.programs if not p.zero_price_ok and p.purchases and p.idx not in (0, 2)),
+                      key=lambda p: (len(p.purchases), p.idx))
+    for prog in programs[:t.shape.retired_programs]:
+        prog.status = RETIRED
 
 
 def _ensure_deactivated(t: Tenant, rng: random.Random, minimum: int = 3) -> None:

@@ -30,9 +30,9 @@ def partners(t: Tenant, f: dict[str, Any]) -> list[int]:
 
 
 def programs(t: Tenant, f: dict[str, Any]) -> list[int]:
-    """Programs matching ``programName`` (partial)."""
+    """Programs matching ``programName`` (partial); a retired program is not listed (its purchases are)."""
     name = f.get("programName")
-    return [p.idx for p in t.programs if name is None or name in p.name.casefold()]
+    return [p.idx for p in t.programs if (name is None or name in p.name.casefold()) and p.status != "Retired"]
 
 
 def _merge(lists: Iterable[list[int]]) -> list[int]:

@@ -1,7 +1,12 @@
 """Request counts of reference plans, computed from a tenant's truth (its records), not by running them.
 
-Two yardsticks for a full read and one for a nightly read; the loader's plans are
-measured against them (``benchmarks.grid``, ``tests/test_grid.py``).
+Three yardsticks for a full read and one for a nightly read; the loader's plans are
+measured against them (``benchmarks.grid``, ``benchmarks.requests``, ``tests/test_grid.py``,
+and, for the naive plan, the loader itself: ``sources/certiverse/plans.naive_requests``).
+
+**Floor**: every record once, in full pages (partners, programs, purchases, vouchers):
+what no plan can beat, and this API does not let a plan reach (no filter but a
+purchase's or a voucher's code reaches a voucher without an exam code).
 
 Every count is in requests of ``page`` records (a query with no record still costs
 one request), and every plan reads partners and programs whole first.
@@ -77,6 +82,11 @@ def _lists(records: Records, page: int, cap: int) -> int:
     for program, n in by_program.items():
         cost += pages(n, page) if n <= cap else sum(pages(m, page) for (g, _), m in pairs.items() if g == program)
     return cost
+
+
+def floor(records: Records, page: int) -> int:
+    """Requests of the floor (see the module docstring)."""
+    return sum(pages(len(records[r]), page) for r in RESOURCES)
 
 
 def naive_full(records: Records, page: int) -> int:

@@ -102,7 +102,9 @@ class FakeApi:
 
 def _matches(record: dict[str, Any], query: Query) -> bool:
     for name, value in query.filters:
-        field = FIELD_OF.get(name, name)
+        # A name filter on its own list matches the record's name (partners' partnerName, programs' programName).
+        own = {"partners": "partnerName", "programs": "programName"}.get(query.endpoint)
+        field = "name" if name == own else FIELD_OF.get(name, name)
         have = record.get(field)
         if name in ("programName", "partnerName"):
             if value.casefold() not in str(have).casefold():

@@ -18,7 +18,8 @@ from certiverse_warehouse.sources.certiverse.nightly import (
     slot,
 )
 from certiverse_warehouse.sources.certiverse.planning import DEFAULT_PAGE_SIZE, api_now, plan_voucher_read
-from certiverse_warehouse.sources.certiverse.plans import FullRead, voucher_facts
+from certiverse_warehouse.sources.certiverse.fullread import FullRead
+from certiverse_warehouse.sources.certiverse.facts import voucher_facts
 from certiverse_warehouse.sources.certiverse.snapshot import Snapshot
 from tests.fakes import FakeApi, catalog, program, purchase
 

@@ -1,26 +1,33 @@
-"""Unit tests of the full-read planner (plans.py) over small fake catalogs: no HTTP, no simulator."""
+"""Unit tests of the planning steps (facts.py, rates.py, plans.py) over small fake catalogs: no HTTP, no simulator."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+from certiverse_warehouse.simulator.yardsticks import naive_full
 from certiverse_warehouse.sources.certiverse.client import Query
-from certiverse_warehouse.sources.certiverse.plans import (
-    SAMPLE_FIRST,
-    FullRead,
-    LinkRates,
-    VoucherSplit,
-    choose_programs_read_by_purchase,
-    estimated_requests,
-    full_read_queries,
-    holds_unlinked,
+from certiverse_warehouse.sources.certiverse.facts import (
+    BOTH_SIDES,
+    BULK,
+    naive_requests,
     over_cap_slices,
     pages,
-    purchases_to_complete,
+    part,
+    part_pages,
     voucher_facts,
+    whole_sides,
+)
+from certiverse_warehouse.sources.certiverse.plans import (
+    VoucherSplit,
+    choose_programs_read_by_purchase,
+    expected_records,
+    full_read_estimate,
+    program_plans,
+    purchases_to_complete,
     voucher_split,
 )
-from tests.fakes import FakeApi, catalog, program, purchase, vouchers_of
+from certiverse_warehouse.sources.certiverse.rates import LinkRates, PurchaseSeen
+from tests.fakes import program, purchase, vouchers_of
 
 PAGE = 10
 CAP = 100
@@ -54,7 +61,7 @@ def test_a_slice_is_over_the_cap_when_the_counters_say_so():
     assert over_cap_slices(f, cap=used - 1) == {True, False}
 
 
-def test_a_program_whose_purchases_all_hold_unlinked_vouchers_is_read_by_purchase():
+def test_the_nightly_reads_by_purchase_a_program_whose_purchases_all_hold_unlinked_vouchers():
     f = facts()
     rates = LinkRates(known=frozenset(p["voucherPurchaseCode"] for p in DUO))
     chosen = choose_programs_read_by_purchase(f, rates, frozenset({True, False}), PAGE, CAP)
@@ -78,35 +85,96 @@ def test_purchases_of_a_program_the_program_list_does_not_know_are_read_by_purch
     assert choose_programs_read_by_purchase(f, LinkRates(known=frozenset()), frozenset(), PAGE, CAP) == {"Unlisted"}
 
 
-def test_a_stratum_rate_weighs_each_purchase_by_its_pages():
+def test_naive_requests_from_the_catalog_are_the_yardsticks_naive_plan():
+    expired = dict(purchase("E0", "Solo", quantity=4, status="CheckoutExpired"), quantityRemaining=0)
+    purchases = SOLO + DUO + [FAILED, expired]
+    vouchers = [v for p in SOLO for v in vouchers_of(p, ["SOLO-1"])] + [v for p in DUO for v in vouchers_of(p, [None])]
+    records = {"partners": [{"id": "p"}], "programs": [ONE_EXAM, TWO_EXAMS], "purchases": purchases,
+               "vouchers": vouchers}
+    assert naive_requests(facts(purchases), 1, 2, PAGE) == naive_full(records, PAGE)
+
+
+def test_naive_requests_take_a_purchase_whose_status_does_not_say_at_one_page_the_least_naive_pays():
+    pending = purchase("V0", "Solo", quantity=4 * PAGE, status="VoucherCreation")
+    one_more_status_listed = 1
+    assert naive_requests(facts(SOLO + [pending]), 1, 2, PAGE) == naive_requests(facts(SOLO), 1, 2, PAGE) + 1 \
+        + one_more_status_listed
+
+
+def test_a_part_reads_a_purchase_on_the_sides_asked_for_that_its_counters_say_hold_vouchers():
+    f = facts(SOLO + [purchase("U0", "Solo", quantity=12, used=12)])
+    assert part(f, "S0", BOTH_SIDES) == Query.of("vouchers", purchaseCode="S0")
+    assert part(f, "S0", frozenset({False})) == Query.of("vouchers", purchaseCode="S0", isUsed=False)
+    assert part(f, "U0", frozenset({False})) is None  # all used
+    assert part(f, "S0", frozenset()) is None
+    assert part_pages(f, "S0", frozenset({False}), PAGE) == pages(SOLO[0]["quantityRemaining"], PAGE)
+    assert part_pages(f, "U0", frozenset({False}), PAGE) == 0
+
+
+def test_a_side_under_the_cap_is_read_whole_when_it_spares_more_than_it_costs():
+    used_up = [purchase(f"U{i}", "Solo", quantity=3, used=3) for i in range(20)]  # a request spared each
+    f = facts(SOLO + used_up)
+    assert whole_sides(f, frozenset({False}), PAGE) == {True}
+    assert whole_sides(facts(SOLO[:1]), frozenset({False}), PAGE) == frozenset()  # spares nothing
+    assert whole_sides(f, frozenset(), PAGE) == BOTH_SIDES  # nothing over the cap: both sides hold everything
+
+
+def test_likelihood_is_the_share_of_pages_in_purchases_that_held_unlinked_vouchers():
     f = facts()
-    half = LinkRates(by_stratum={f.stratum("D0"): 0.5, f.stratum("S0"): 0.0})
-    plan, every_purchase = estimated_requests(f, frozenset(), half, frozenset({True, False}), PAGE)
-    per_purchase = pages(SOLO[0]["quantity"], PAGE)
-    assert every_purchase == per_purchase * len(SOLO + DUO)
-    slices = sum(len(exams) * (pages(f.used[p] / len(exams), PAGE) + pages(f.unused[p] / len(exams), PAGE))
-                 for p, exams in f.exams_by_program.items())
-    assert plan == len({True, False}) + slices + round(0.5 * per_purchase * len(DUO))
+    one_page, five_pages = PurchaseSeen("D0", 1, False, {}, {}), PurchaseSeen("D1", 5, True, {}, {})
+    rates = LinkRates().observed(f, [one_page, five_pages])
+    assert rates.likelihood(f, "D2") == (5 + 0.5) / (1 + 5 + 1)
+    assert rates.likelihood(f, "S0") == 1.0  # nothing seen of single-exam programs: assume the worst
+    assert LinkRates(known=frozenset({"D0"})).likelihood(f, "D0") == 1.0
+    assert LinkRates(known=frozenset({"D0"})).likelihood(f, "D1") == 0.0
 
 
-def test_queries_over_the_cap_start_at_exam_slices_and_programs_read_by_purchase_come_whole():
+def test_bulk_purchases_are_learnt_apart_from_small_ones_of_the_same_stratum():
+    f = facts(SOLO + DUO + [purchase("DB", "Duo", quantity=BULK * 2, used=BULK)])
+    rates = LinkRates().observed(f, [PurchaseSeen("D0", 1, False, {False: 8}, {False: 0})])
+    assert rates.unlinked_share(f, "DB", False) == 0.0  # nothing seen of bulk ones: the small ones say
+    assert rates.unlinked_share(f, "DB", False, strict=True) == 1.0  # ... but a guess that costs counts none
+    rates = rates.observed(f, [PurchaseSeen("DB", 2, True, {False: 100}, {False: 75})])
+    assert rates.unlinked_share(f, "DB", False) == 0.75
+    assert rates.unlinked_share(f, "D1", False) == 0.0
+
+
+def test_program_plans_choose_per_side_and_read_by_purchase_a_side_whose_slices_would_be_over_the_cap():
     f = facts()
-    split = voucher_split(f, frozenset({"Duo"}), frozenset())
-    queries = full_read_queries(f, frozenset({"Duo"}), frozenset({False}), split, frozenset())
-    assert Query.of("vouchers", isUsed=True) in queries
-    assert Query.of("vouchers", isUsed=False, isActive=True, storeExamCode="SOLO-1") in queries
-    assert Query.of("vouchers", isUsed=False, isActive=False) in queries
-    assert not [q for q in queries if q.params.get("storeExamCode", "").startswith("DUO")]
-    assert {q.params["purchaseCode"] for q in queries if "purchaseCode" in q.params} == {
-        p["voucherPurchaseCode"] for p in DUO}
+    cap = f.unused["Solo"] - 1  # Solo's one exam: its unused slice over the cap, its used one under
+    plans = program_plans(f, LinkRates(known=frozenset()), BOTH_SIDES, PAGE, cap)
+    assert plans["Solo"].exam_sides == {True}
+    assert plans["Solo"].cost == pages(f.used["Solo"], PAGE) + sum(pages(p["quantityRemaining"], PAGE) for p in SOLO)
+    assert plans["Solo"].by_purchase == sum(pages(p["quantity"], PAGE) for p in SOLO)
+    assert plans["Duo"].exam_sides == {True}  # unused: its exam slices cost as much as its purchases; a tie
+    # goes to reading by purchase
 
 
-def test_when_every_program_is_read_by_purchase_no_slice_is_read():
+def test_a_program_whose_linked_vouchers_fit_under_the_cap_is_read_by_exam_once_the_rates_say_so():
     f = facts()
-    split = voucher_split(f, frozenset({"Duo", "Solo"}), frozenset())
-    queries = full_read_queries(f, frozenset({"Duo", "Solo"}), frozenset({False}), split, frozenset({"S0"}))
-    assert all(set(q.params) == {"purchaseCode"} for q in queries)
-    assert len(queries) == len(SOLO + DUO) - 1  # S0 was read whole already
+    cap = f.unused["Solo"] // 2  # its counters put its one exam slice at twice the cap
+    assert program_plans(f, LinkRates(known=frozenset()), frozenset({False}), PAGE, cap)["Solo"].exam_sides == set()
+    seen = [PurchaseSeen(p["voucherPurchaseCode"], 1, False, {False: 8}, {False: 5}) for p in SOLO[:4]]
+    half_unlinked = LinkRates().observed(f, seen)
+    assert program_plans(f, half_unlinked, frozenset({False}), PAGE, cap)["Solo"].exam_sides == {False}
+
+
+def test_the_worst_of_reading_by_exam_is_its_slices_up_to_the_cap_and_the_rounding_of_sides_read_apart():
+    f = facts([purchase(f"M{i}", "Duo", quantity=12, used=4) for i in range(20)])
+    plans = program_plans(f, LinkRates(known=frozenset()), frozenset({False}), PAGE, CAP)
+    exams = len(TWO_EXAMS["storeExams"])
+    rounding = sum(part_pages(f, c, frozenset({True}), PAGE) + part_pages(f, c, frozenset({False}), PAGE)
+                   - part_pages(f, c, BOTH_SIDES, PAGE) for c in f.purchases_by_program["Duo"])
+    assert plans["Duo"].slices == -(-min(f.unused["Duo"], CAP * exams) // PAGE) + exams + rounding
+
+
+def test_the_full_read_estimate_adds_whole_sides_deactivated_sides_and_each_programs_plan():
+    f = facts()
+    rates = LinkRates(known=frozenset())
+    plan, every_purchase = full_read_estimate(f, rates, frozenset({False}), PAGE, CAP, frozenset({True}))
+    plans = program_plans(f, rates, frozenset({False}), PAGE, CAP, frozenset(), frozenset({True}))
+    assert plan == pages(sum(f.used.values()), PAGE) + 1 + round(sum(p.cost for p in plans.values()))
+    assert every_purchase == sum(pages(p["quantity"], PAGE) for p in SOLO + DUO)
 
 
 def test_split_narrows_by_isused_then_isactive_then_exam_then_purchase():
@@ -141,73 +209,7 @@ def test_completion_lists_purchases_holding_fewer_vouchers_than_they_should():
     assert purchases_to_complete(f, seen, read_whole=["S2"]) == ["S1", "V0"]
 
 
-def test_a_purchase_holds_unlinked_vouchers_only_in_slices_over_the_cap():
-    linked = vouchers_of(SOLO[0], ["SOLO-1"])
-    unlinked_used = vouchers_of(SOLO[1], [None], used=SOLO[1]["quantity"])
-    unlinked_open = vouchers_of(SOLO[2], [None], used=0)
-    found = holds_unlinked(linked + unlinked_used + unlinked_open, frozenset({False}))
-    assert found == {"S2"}
-
-
-def _tenant(duo_exams, solo_exams=("SOLO-1",)):
-    """A fake API whose Duo vouchers carry ``duo_exams`` in turn (None: unlinked)."""
-    vouchers = [v for p in SOLO for v in vouchers_of(p, list(solo_exams))]
-    vouchers += [v for p in DUO for v in vouchers_of(p, list(duo_exams))]
-    return FakeApi({"programs": [ONE_EXAM, TWO_EXAMS], "purchases": SOLO + DUO + [FAILED], "vouchers": vouchers},
-                   page_size=PAGE, cap=CAP), vouchers
-
-
-def _read(api, **kwargs):
-    read = FullRead(catalog(api, cap=CAP), PAGE, **kwargs)
-    ids = Counter(v["id"] for page in read.pages(workers=2) for v in page)
-    return read, ids
-
-
-def test_full_read_returns_every_voucher_once_when_some_are_unlinked():
-    api, vouchers = _tenant(["DUO-1", None])
-    read, ids = _read(api)
-    assert ids == Counter(v["id"] for v in vouchers)
-    assert read.counts["purchases_sampled"] > 0
-
-
-def test_a_first_read_learns_from_its_sample_to_read_unlinked_programs_by_purchase():
-    api, vouchers = _tenant([None])
-    read, ids = _read(api)
-    assert ids == Counter(v["id"] for v in vouchers)
-    duo_slices = [q for q in api.queries() if q.params.get("storeExamCode", "").startswith("DUO")]
-    assert duo_slices == []
-    assert {q.params["purchaseCode"] for q in api.queries() if "purchaseCode" in q.params} >= {
-        p["voucherPurchaseCode"] for p in DUO}
-
-
-def test_a_sample_that_finds_nothing_unlinked_stops_after_its_first_batch():
-    api, _ = _tenant(["DUO-1", "DUO-2"])
-    read, _ = _read(api)
-    strata = {(False, True), (True, True)}  # one exam or several; every purchase has vouchers left
-    assert read.counts["purchases_sampled"] == len(strata) * SAMPLE_FIRST
-
-
-def test_with_the_warehouses_knowledge_no_sample_is_read():
-    api, vouchers = _tenant([None])
-    read, ids = _read(api, known_unlinked=frozenset(p["voucherPurchaseCode"] for p in DUO))
-    assert ids == Counter(v["id"] for v in vouchers)
-    assert read.counts["purchases_sampled"] == 0
-    assert read.counts["programs_read_by_purchase"] == 1
-
-
-def test_when_slices_cost_no_less_than_every_purchase_every_purchase_is_read_whole():
-    api, vouchers = _tenant([None], solo_exams=[None])
-    _, ids = _read(api, known_unlinked=frozenset(p["voucherPurchaseCode"] for p in SOLO + DUO))
-    assert ids == Counter(v["id"] for v in vouchers)
-    assert all(set(q.params) == {"purchaseCode"} for q in api.queries())
-    assert len(api.queries()) == len(SOLO + DUO)
-
-
-# -- how many records a query should return, by the counters -------------------------------------
-
 def test_the_counters_give_the_expected_size_of_slices_and_purchases():
-    from certiverse_warehouse.sources.certiverse.plans import expected_records
-
     programs = [program("Solo", "S-1"), program("Duo", "D-1", "D-2")]
     purchases = [purchase("P1", "Solo", quantity=30, used=10), purchase("P2", "Duo", quantity=50, used=5)]
     known = voucher_facts(programs, purchases)
@@ -221,3 +223,16 @@ def test_the_counters_give_the_expected_size_of_slices_and_purchases():
     assert expected_records(known, Query.of("vouchers", purchaseCode="P2")) == 50
     assert expected_records(known, Query.of("vouchers", purchaseCode="P2", isUsed=True)) == 5
     assert expected_records(known, Query.of("vouchers", voucherCode="C-1")) is None
+
+
+def test_expected_sizes_never_pass_the_cap_nor_count_vouchers_the_rates_cannot_vouch_for():
+    programs = [program("Solo", "S-1")]
+    purchases = [purchase("P1", "Solo", quantity=30, used=10), purchase("P2", "Solo", quantity=BULK * 2, used=0)]
+    pending = purchase("P3", "Solo", quantity=40, used=0, status="VoucherCreation")
+    known = voucher_facts(programs, purchases + [pending])
+    unused = Query.of("vouchers", isUsed=False, isActive=True, storeExamCode="S-1")
+    assert expected_records(known, unused, cap=50) == 50
+    small_linked = LinkRates().observed(known, [PurchaseSeen("P1", 1, False, {False: 20}, {False: 0})])
+    small_ones = purchases[0]["quantityRemaining"] + pending["quantityRemaining"]
+    assert expected_records(known, unused, rates=small_linked) == small_ones  # nothing seen of bulk ones
+    assert expected_records(known, Query.of("vouchers", purchaseCode="P3")) is None  # fewer than its counters

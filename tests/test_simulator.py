@@ -615,6 +615,45 @@ def test_exams_per_program_and_purchase_sizes_follow_the_shape() -> None:
     assert max(quantities) <= 1000 and sum(quantities) > 2 * sum(p.quantity for p in base.purchases)
 
 
+def test_bulk_purchases_can_be_drawn_close_to_the_cap_and_fewer_purchases_drawn() -> None:
+    shape = WorldShape(purchase_count=0.5, big_share=0.3, big_range=(800, 1000))
+    tenant, base = Tenant.generate("small", seed=3, shape=shape), Tenant.generate("small", seed=3)
+    assert len(tenant.purchases) == round(len(base.purchases) * 0.5)
+    bulk = [p.quantity for p in tenant.purchases if p.quantity >= 50]
+    assert bulk and all(800 <= q <= 1000 for q in bulk)
+
+
+def test_vouchers_can_be_issued_unlinked_one_by_one_or_for_bulk_purchases() -> None:
+    linked = WorldShape(exam_at_issuance=1.0, link_when="never")
+    third = Tenant.generate("small", seed=3, shape=linked.with_(unlinked_vouchers=0.33))
+    assert abs(_unlinked_share(third.records("vouchers")) - 0.33) < 0.03
+    bulk = Tenant.generate("small", seed=3, shape=linked.with_(unlinked_from_quantity=50))
+    big = {p.code for p in bulk.purchases if p.quantity >= 50}
+    small = {p.code for p in bulk.purchases if p.quantity < 50}
+    assert _unlinked_share(bulk.records("vouchers"), big) == 1
+    assert _unlinked_share(bulk.records("vouchers"), small) == 0
+
+
+def test_a_partner_in_an_undocumented_state_is_listed_but_no_status_filter_returns_it() -> None:
+    tenant = Tenant.generate("small", seed=3, shape=WorldShape(odd_partner_states=1))
+    (odd,) = [p.name for p in tenant.partners if p.status not in ("Active", "Archived", "Inactive")]
+    with make_client(SimulatorApp(tenant, token=TOKEN)) as client:
+        assert odd in {p["name"] for p in client.get("/api/vouchers/partners").json()["data"]}
+        for status in ("Active", "Archived", "Inactive"):
+            found = client.get("/api/vouchers/partners", params={"status": status}).json()["data"]
+            assert odd not in {p["name"] for p in found}
+
+
+def test_a_retired_program_is_not_listed_but_its_purchases_are() -> None:
+    tenant = Tenant.generate("small", seed=3, shape=WorldShape(retired_programs=1))
+    (retired,) = [p for p in tenant.programs if p.status == "Retired"]
+    with make_client(SimulatorApp(tenant, token=TOKEN, page_size=1000)) as client:
+        assert retired.name not in {p["name"] for p in client.get("/api/vouchers/programs").json()["data"]}
+        partner = tenant.partners[tenant.purchases[retired.purchases[0]].partner].name
+        listed = client.get("/api/vouchers/purchases", params={"partnerName": partner}).json()["data"]
+        assert retired.name in {p["programName"] for p in listed}
+
+
 def test_a_young_disengaged_tenant_has_more_open_vouchers() -> None:
     def open_share(tenant: Tenant) -> float:
         now = tenant.now().strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -128,6 +128,8 @@ def _read_and_load(context: RunContext, config: dict[str, Any], inputs: RunInput
         source = certiverse_source(**config)
         if inputs.reread_purchases:
             source = source.with_resources("vouchers")
+        else:
+            source.purchases.bind(inputs)  # the purchases the warehouse holds: what the listing must return
         source.vouchers.bind(inputs)
         extract = pipeline.extract(source, loader_file_format=FILE_FORMATS[context.warehouse.destination])
     with phases.time("normalize"):

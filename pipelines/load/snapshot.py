@@ -61,6 +61,12 @@ def read_snapshot(pipeline: dlt.Pipeline) -> Snapshot | None:
             f"select voucher_purchase_code, status, quantity from {purchases}"
         ):
             snapshot.purchases[code] = (status, int(quantity or 0))
+        # Purchases known only by their vouchers: the purchase listing missed them (the next one is checked).
+        for (purchase,) in client.execute_sql(
+            f"select distinct voucher_purchase_code from {vouchers} v where {current} and not exists "
+            f"(select 1 from {purchases} p where p.voucher_purchase_code = v.voucher_purchase_code)"
+        ):
+            snapshot.unlisted_purchases.add(purchase)
     if not snapshot.purchases:
         return None
     return snapshot

@@ -89,7 +89,9 @@ def certiverse_source(
     The signature is the configuration (``[sources.certiverse]``). The run's inputs
     (the warehouse's snapshot, "now", a repair list) are bound to the ``vouchers``
     resource as one :class:`RunInputs` (``source.vouchers.bind(inputs)``); unbound,
-    it reads every voucher. Each resource reports the requests it sent to its
+    it reads every voucher. The ``purchases`` resource takes the same value
+    (``source.purchases.bind(inputs)``): the purchases the warehouse holds are what
+    its listing is checked against. Each resource reports the requests it sent to its
     endpoint into dlt's trace (``dlt.current.resource_metrics()``): read them back
     with :func:`requests_of`.
 
@@ -120,7 +122,7 @@ def certiverse_source(
     return (
         partners(catalog),
         programs(catalog),
-        purchases(catalog),
+        purchases_resource(catalog),
         vouchers_resource(catalog, recheck_nights),
     )
 
@@ -155,11 +157,18 @@ def programs(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     _report_requests(catalog.client, "programs")
 
 
-@dlt.resource(name="purchases", primary_key="id", write_disposition="merge", columns=record_hints("purchases"))
-def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
-    """Every purchase of every partner and program, in any status."""
-    yield from _or_empty_table(catalog.purchase_pages())
-    _report_requests(catalog.client, "purchases")
+def purchases_resource(catalog: Catalog) -> DltResource:
+    """The purchases resource of one run's catalog, parametrized by the run's inputs: the purchases the
+    warehouse holds are a total the listing is checked against (``Catalog.purchase_pages``)."""
+
+    @dlt.resource(name="purchases", primary_key="id", write_disposition="merge", columns=record_hints("purchases"))
+    def purchases(inputs: RunInputs = FULL_READ) -> Iterator[list[dict[str, Any]]]:
+        """Every purchase of every partner and program, in any status."""
+        known = inputs.snapshot.purchase_codes() if inputs.snapshot is not None else frozenset()
+        yield from _or_empty_table(catalog.purchase_pages(known))
+        _report_requests(catalog.client, "purchases")
+
+    return purchases
 
 
 def vouchers_resource(catalog: Catalog, recheck_nights: int) -> DltResource:

@@ -4,9 +4,13 @@ The source's signature is its configuration (``[sources.certiverse]``: the API, 
 workers, the cap), as in dlt's verified sources. What changes from run to run (what
 the warehouse held after the last load, "now", a repair list) is not configuration:
 the caller binds it to the ``vouchers`` resource of the source it is about to run,
+and to its ``purchases`` resource (which checks its listing against the purchases
+the snapshot holds),
 
     source = certiverse_source()
-    source.vouchers.bind(RunInputs(snapshot=snapshot))
+    inputs = RunInputs(snapshot=snapshot)
+    source.vouchers.bind(inputs)
+    source.purchases.bind(inputs)
 
 and an unbound ``vouchers`` resource reads every voucher.
 """

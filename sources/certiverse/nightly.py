@@ -33,7 +33,8 @@ import numpy as np
 
 from .catalog import Catalog
 from .client import Query
-from .plans import VoucherFacts, VoucherSplit, expected_records, pages
+from .facts import VoucherFacts, pages
+from .plans import VoucherSplit, expected_records
 from .reader import SeenIds, read_all
 from .snapshot import LiveVouchers, Snapshot, epoch_us
 

@@ -38,16 +38,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from .catalog import Catalog
+from .fullread import FullRead
 from .nightly import NightlyRead, expected_open_or_counted, plan_nightly
-from .plans import (
-    FullRead,
-    LinkRates,
-    choose_programs_read_by_purchase,
-    estimated_requests,
-    over_cap_slices,
-    voucher_facts,
-    voucher_split,
-)
+from .facts import over_cap_slices, voucher_facts, whole_sides
+from .plans import choose_programs_read_by_purchase, full_read_estimate, voucher_split
+from .rates import LinkRates
 from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -132,7 +127,7 @@ def plan_voucher_read(catalog: Catalog, previous: Snapshot | None, state: Mappin
     by_purchase = choose_programs_read_by_purchase(facts, rates, over, page, cap)
     since = min(_read_at(state) or now, now)
     plan = plan_nightly(facts, previous, by_purchase, since, night % recheck_nights, recheck_nights, page, cap)
-    full_estimate = estimated_requests(facts, by_purchase, rates, over, page)[0]
+    full_estimate = full_read_estimate(facts, rates, over, page, cap, whole_sides(facts, over, page))[0]
     if plan.estimated_requests >= full_estimate:
         log.info("vouchers: tonight's plan (~%d requests) costs no less than a full read (~%d); reading everything",
                  plan.estimated_requests, full_estimate)

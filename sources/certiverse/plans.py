@@ -1,134 +1,75 @@
-"""The full read of vouchers: queries that cover every voucher, with as few requests as the API allows.
+"""Planning the full read of vouchers: which queries cover every voucher, with as few requests as the API allows.
 
-Words as defined in ``planning.py`` (open, settled, linked, read by purchase).
+Words as defined in ``planning.py`` (open, settled, linked, read by purchase) and
+``facts.py`` (side, whole side, part).
 
-Every voucher is in exactly one of ``isUsed=true|false``; a slice over the cap
-splits by ``isActive`` (still covering), then by ``storeExamCode`` over the exams
-the programs list. Exam slices miss unlinked vouchers, which only their purchase
-reaches, so each program is either **read by exam** (its exam slices, then a
-completion pass for its purchases that came back short) or **read by purchase**
-(each of its purchases once, whole), whichever is estimated cheaper:
+Every voucher is on one side. A side under the cap is read whole when that costs
+less than what it spares (``facts.whole_sides``). A side over the cap splits by
+``isActive`` (still covering): its deactivated vouchers are one query, its active
+ones are read per program and side, whichever is estimated cheaper:
 
-    by purchase = sum of pages(quantity) over its purchases
-    by exam     = its exam slices in each over-cap slice (its counters spread evenly over its exams)
-                  + pages(quantity) of each purchase likely to hold unlinked vouchers
+* **by purchase**: each purchase's vouchers on that side (the purchase whole when
+  both sides are read by purchase);
+* **by exam**: the program's exam slices on that side, then a completion pass for
+  its purchases that came back short (exam slices miss unlinked vouchers).
 
-How likely a purchase holds unlinked vouchers is known exactly from the warehouse
-on later runs; on a first run it is learnt from a small sample of purchases read
-whole (their vouchers are part of the read), by stratum: programs of one exam or
-several, purchases with vouchers left or all used. If the estimate is not below
-reading every purchase whole, every purchase is read whole.
+    by purchase = sum of pages(part) over its purchases
+    by exam     = its exam slices (its counters, less what the rates say is unlinked, spread evenly
+                  over its exams) + pages(part) of each purchase likely to hold unlinked vouchers
 
-The plan is a chain of steps that return values: ``voucher_facts`` →
-``over_cap_slices`` → ``LinkRates`` (from the warehouse, or ``FullRead._sample``) →
-``choose_programs_read_by_purchase`` → ``full_read_queries`` and ``voucher_split`` →
-the read → ``purchases_to_complete`` → the completion pass (all chained in ``FullRead.pages``).
+The rates (``rates.py``) come from the warehouse on later runs, else from a sample
+and what the read learns as it goes. The planning steps: ``facts.voucher_facts`` →
+``facts.over_cap_slices`` → ``facts.whole_sides`` → ``rates.LinkRates`` →
+``program_plans``; ``fullread.py`` runs them and checks the estimates against what
+the read spends. The nightly plan chooses with ``choose_programs_read_by_purchase``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import zlib
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
-from .catalog import Catalog, expected_vouchers
+from .catalog import expected_vouchers
 from .client import Query
-from .reader import SeenIds, read_all
-from .values import flag
+from .facts import BOTH_SIDES, VoucherFacts, pages, part_pages
+from .rates import LinkRates
+from .reader import read_all
 
 log = logging.getLogger(__name__)
 
-SAMPLE_FIRST = 4  # purchases per stratum read whole to learn how often they hold unlinked vouchers
-SAMPLE_MAX = 12  # ... and up to this many when the first ones disagree
-Stratum = tuple[bool, bool]  # (program sells several exams, purchase has vouchers left)
+
+def _exam_slices(facts: VoucherFacts, program: str, flag: bool, page: int, cap: int,
+                 rates: LinkRates | None = None) -> float:
+    """Requests for a program's exam slices on one side: its vouchers there, less those ``rates`` say are not
+    linked, spread evenly over its exams (infinite where that is still over the cap, or where it sells no
+    exam we know)."""
+    exams = facts.exams_by_program.get(program)
+    n: float = facts.used[program] if flag else facts.unused[program]
+    if rates is not None:
+        n -= sum(facts.side(c, flag) * rates.unlinked_share(facts, c, flag)
+                 for c in facts.purchases_by_program.get(program, ()))
+    if not exams or n > cap * len(exams):
+        return math.inf
+    return len(exams) * pages(n / len(exams), page)
 
 
-def pages(n: float, page: int) -> int:
-    """Requests to read ``n`` records (a query with none still costs one)."""
-    return max(1, math.ceil(n / page))
-
-
-@dataclass(frozen=True)
-class VoucherFacts:
-    """What the catalog says about where vouchers are, before any voucher is read."""
-
-    exams_by_program: dict[str, tuple[str, ...]]
-    programs_by_exam: dict[str, frozenset[str]]
-    purchases_by_program: dict[str, tuple[str, ...]]  # purchases that may hold vouchers
-    purchases: dict[str, dict[str, Any]]  # the plan fields of each purchase, by code
-    used: Counter[str]  # per program: its purchases' quantityUsed
-    unused: Counter[str]  # per program: its purchases' quantityRemaining
-
-    def stratum(self, code: str) -> Stratum:
-        purchase = self.purchases[code]
-        several = len(self.exams_by_program.get(purchase.get("programName", ""), ())) > 1
-        return several, bool(purchase.get("quantityRemaining"))
-
-    def quantity(self, code: str) -> int:
-        return int(self.purchases[code].get("quantity") or 0)
-
-
-def voucher_facts(programs: Sequence[dict[str, Any]], purchases: Sequence[dict[str, Any]]) -> VoucherFacts:
-    """Exams per program and purchases per program (with their counters) from the catalog."""
-    exams_by_program = {p.get("name", ""): tuple(e["code"] for e in p.get("storeExams") or [] if e.get("code"))
-                        for p in programs}
-    programs_by_exam: dict[str, set[str]] = defaultdict(set)
-    for name, codes in exams_by_program.items():
-        for code in codes:
-            programs_by_exam[code].add(name)
-    by_program: dict[str, list[str]] = defaultdict(list)
-    used: Counter[str] = Counter()
-    unused: Counter[str] = Counter()
-    for p in purchases:
-        if expected_vouchers(p) == 0:
-            continue
-        program = p.get("programName", "")
-        by_program[program].append(p["voucherPurchaseCode"])
-        used[program] += int(p.get("quantityUsed") or 0)
-        unused[program] += int(p.get("quantityRemaining") or 0)
-    return VoucherFacts(exams_by_program, {e: frozenset(ps) for e, ps in programs_by_exam.items()},
-                        {k: tuple(v) for k, v in by_program.items()},
-                        {p["voucherPurchaseCode"]: p for p in purchases}, used, unused)
-
-
-def over_cap_slices(facts: VoucherFacts, cap: int) -> frozenset[bool]:
-    """The ``isUsed`` values whose active slice is expected over the cap (from the counters: few vouchers
-    are deactivated, so the active slice is taken to hold them all)."""
-    totals = {True: sum(facts.used.values()), False: sum(facts.unused.values())}
-    return frozenset(flag for flag, n in totals.items() if n > cap)
-
-
-@dataclass(frozen=True)
-class LinkRates:
-    """How likely a purchase holds unlinked vouchers: known per purchase, or a rate per stratum."""
-
-    known: frozenset[str] | None = None  # purchases that hold some (from the warehouse)
-    by_stratum: dict[Stratum, float] = field(default_factory=dict)
-
-    def likelihood(self, facts: VoucherFacts, code: str) -> float:
-        if self.known is not None:
-            return 1.0 if code in self.known else 0.0
-        return self.by_stratum.get(facts.stratum(code), 1.0)
-
-
-def sample_order(codes: Iterable[str]) -> list[str]:
-    """A fixed pseudo-random order (the same every run, unrelated to purchase age or size)."""
-    return sorted(codes, key=lambda c: (zlib.crc32(c.encode()), c))
-
-
-def holds_unlinked(vouchers: Iterable[dict[str, Any]], over: frozenset[bool]) -> set[str]:
-    """Purchases with a voucher that no exam slice of an over-cap slice reaches."""
-    return {v.get("voucherPurchaseCode") for v in vouchers
-            if not v.get("storeExamCode") and flag(v.get("isActive")) and bool(flag(v.get("isUsed"))) in over}
+def _worst_slices(facts: VoucherFacts, program: str, flags: Iterable[bool], page: int, cap: int) -> int:
+    """What a program's exam slices on these sides cost at worst: every voucher of the programs selling its
+    exams, each slice up to the cap (a refusal costs one request) and a last page part full."""
+    exams = facts.exams_by_program.get(program, ())
+    sharing = {q for e in exams for q in facts.programs_by_exam[e]}
+    return sum(math.ceil(min(sum((facts.used if f else facts.unused)[q] for q in sharing), cap * len(exams)) / page)
+               + len(exams) for f in flags)
 
 
 def choose_programs_read_by_purchase(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int,
                                      cap: int, already_whole: frozenset[str] = frozenset()) -> frozenset[str]:
-    """The programs cheaper to read purchase by purchase than by exam slices and a completion pass.
+    """The programs cheaper to read purchase by purchase (each purchase whole) than by exam slices in every
+    over-cap side and a completion pass: the choice of the nightly plan, whose rolling re-check reads a
+    purchase whole. (The full read chooses per side: ``program_plans``.)
 
     Also every program whose slices would exceed the cap even spread evenly over its exams, and
     purchases of programs the program list does not know (no exam slice is sure to reach them).
@@ -136,41 +77,76 @@ def choose_programs_read_by_purchase(facts: VoucherFacts, rates: LinkRates, over
     chosen = set()
     for program, codes in facts.purchases_by_program.items():
         exams = facts.exams_by_program.get(program)
-        if not exams or not over:
+        if not over or exams is None:
             if exams is None:
                 chosen.add(program)
             continue
-        counts = [facts.used[program] if flag else facts.unused[program] for flag in over]
-        if max(counts) > cap * len(exams):
-            chosen.add(program)
-            continue
         rest = [c for c in codes if c not in already_whole]
-        by_purchase = sum(pages(facts.quantity(c), page) for c in rest)
-        by_exam = sum(len(exams) * pages(n / len(exams), page) for n in counts)
+        whole = sum(pages(facts.quantity(c), page) for c in rest)
+        by_exam = sum(_exam_slices(facts, program, flag, page, cap) for flag in over)
         by_exam += sum(rates.likelihood(facts, c) * pages(facts.quantity(c), page) for c in rest)
-        if by_purchase <= by_exam:
+        if whole <= by_exam:
             chosen.add(program)
     return frozenset(chosen)
 
 
-def estimated_requests(facts: VoucherFacts, by_purchase: frozenset[str], rates: LinkRates,
-                       over: frozenset[bool], page: int) -> tuple[int, int]:
-    """(this plan, every purchase whole): requests estimated for the vouchers."""
+@dataclass(frozen=True)
+class ProgramPlan:
+    """How the full read reads one program: by exam slices on ``exam_sides``, by purchase on the other sides
+    that are not read whole; the estimates behind the choice."""
+
+    exam_sides: frozenset[bool]
+    cost: float  # requests estimated this way
+    by_purchase: int  # requests estimated reading it all by purchase
+    slices: int  # its exam slices at worst: what this way can cost beyond reading by purchase
+
+
+def program_plans(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int, cap: int,
+                  done: frozenset[str] = frozenset(), sides: frozenset[bool] = frozenset()) -> dict[str, ProgramPlan]:
+    """Per program, the cheapest way by the estimates (``done``: purchases already read, left out; ``sides``:
+    the whole sides).
+
+    Each over-cap side is read by exam (its exam slices, then the side of each purchase likely to hold
+    unlinked vouchers) or by purchase (the side of each purchase that has vouchers there); a purchase
+    read by purchase on both sides is read whole, once. Ties go to reading by purchase.
+    """
+    plans = {}
+    own = BOTH_SIDES - sides  # the sides a program reads itself
+    for program, codes in facts.purchases_by_program.items():
+        rest = [c for c in codes if c not in done]
+        options = [frozenset()] + [frozenset(e) for e in ({True}, {False}, {True, False}) if set(e) <= over & own]
+        best: ProgramPlan | None = None
+        for exam_sides in options:
+            cost = sum(_exam_slices(facts, program, flag, page, cap, rates) for flag in exam_sides)
+            if cost == math.inf:
+                continue
+            cost += sum(part_pages(facts, c, own - exam_sides, page)
+                        + rates.likelihood(facts, c) * part_pages(facts, c, exam_sides, page) for c in rest)
+            if best is None or cost < best.cost:
+                # At worst every purchase comes back short: its sides read apart cost their rounding beyond
+                # reading it by purchase at once.
+                split = sum(part_pages(facts, c, own - exam_sides, page) + part_pages(facts, c, exam_sides, page)
+                            - part_pages(facts, c, own, page) for c in rest) if exam_sides else 0
+                best = ProgramPlan(exam_sides, cost, 0, _worst_slices(facts, program, exam_sides, page, cap) + split)
+        assert best is not None  # reading by purchase is always an option
+        by_purchase = sum(part_pages(facts, c, own, page) for c in rest)
+        plans[program] = ProgramPlan(best.exam_sides, best.cost, by_purchase, best.slices)
+    return plans
+
+
+def full_read_estimate(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int, cap: int,
+                       sides: frozenset[bool], done: frozenset[str] = frozenset()) -> tuple[int, int]:
+    """(the full read's plan, every purchase whole): requests estimated for the vouchers.
+
+    The plan: its whole sides, the deactivated side of each over-cap side some program reads by exam
+    (one request each), and each program its cheapest way.
+    """
     every_purchase = sum(pages(facts.quantity(c), page) for codes in facts.purchases_by_program.values()
                          for c in codes)
-    plan = sum(pages(sum((facts.used if flag else facts.unused).values()), page) for flag in (True, False)
-               if flag not in over) + len(over)  # under-cap slices whole; the inactive side of over-cap ones
-    for program, codes in facts.purchases_by_program.items():
-        if program in by_purchase:
-            plan += sum(pages(facts.quantity(c), page) for c in codes)
-            continue
-        exams = facts.exams_by_program.get(program) or ()
-        for flag in over:
-            n = facts.used[program] if flag else facts.unused[program]
-            plan += len(exams) * pages(n / max(len(exams), 1), page)
-        if over:
-            plan += round(sum(rates.likelihood(facts, c) * pages(facts.quantity(c), page) for c in codes))
-    return plan, every_purchase
+    plans = program_plans(facts, rates, over, page, cap, done, sides)
+    plan = sum(pages(sum((facts.used if flag else facts.unused).values()), page) for flag in sides)
+    plan += len({flag for p in plans.values() for flag in p.exam_sides})
+    return plan + round(sum(p.cost for p in plans.values())), every_purchase
 
 
 @dataclass(frozen=True)
@@ -212,47 +188,41 @@ def voucher_split(facts: VoucherFacts, by_purchase: frozenset[str], read_whole: 
     return VoucherSplit(tuple(exams), purchases_by_exam)
 
 
-def full_read_queries(facts: VoucherFacts, by_purchase: frozenset[str], over: frozenset[bool],
-                      split: VoucherSplit, read_whole: frozenset[str]) -> list[Query]:
-    """The two isUsed slices (those expected over the cap already split to exam slices), then every
-    purchase of the programs read by purchase, whole, but for those already read."""
-    queries: list[Query] = []
-    for flag in (True, False):
-        q = Query.of("vouchers", isUsed=flag)
-        if flag in over:
-            active, inactive = split(q) or []
-            queries += (split(active) or []) + [inactive]
-        else:
-            queries.append(q)
-    if set(facts.purchases_by_program) <= by_purchase:
-        queries = []  # every purchase is read whole: no slice adds anything
-    codes = (c for p in sorted(by_purchase) for c in facts.purchases_by_program.get(p, ()) if c not in read_whole)
-    return queries + [Query.of("vouchers", purchaseCode=c) for c in codes]
-
-
-def expected_records(facts: VoucherFacts, query: Query) -> int | None:
+def expected_records(facts: VoucherFacts, query: Query, rates: LinkRates | None = None,
+                     cap: int | None = None) -> int | None:
     """Records a voucher query should return by the purchases' counters; None where they do not say.
 
     Only for reading a long query's pages side by side (``read_all``): a guess too high costs a
     request per empty page, too low only time. The counters say nothing of deactivated vouchers
     (an ``isActive=true`` side is guessed at its whole ``isUsed`` side, ``isActive=false`` not at
     all) nor of how a program's vouchers spread over its exams (only exams of single-exam programs
-    are guessed at).
+    are guessed at, less the vouchers ``rates`` say are not linked). No guess passes the ``cap``: a
+    query over it is refused.
     """
+    guess = _counted_records(facts, query, rates)
+    return guess if guess is None or cap is None else min(guess, cap)
+
+
+def _counted_records(facts: VoucherFacts, query: Query, rates: LinkRates | None) -> int | None:
     params = query.params
     if (query.endpoint != "vouchers" or params.get("isActive") == "false"
             or set(params) - {"isUsed", "isActive", "purchaseCode", "storeExamCode"}):
         return None
     if "purchaseCode" in params:
         purchase = facts.purchases.get(params["purchaseCode"])
-        if purchase is None or "storeExamCode" in params:
-            return None
+        if purchase is None or "storeExamCode" in params or expected_vouchers(purchase) is None:
+            return None  # a status that does not say (in voucher creation: fewer vouchers than its counters)
         used, unused = int(purchase.get("quantityUsed") or 0), int(purchase.get("quantityRemaining") or 0)
     elif "storeExamCode" in params:
         programs = facts.programs_by_exam.get(params["storeExamCode"], frozenset())
         if not programs or any(len(facts.exams_by_program.get(p, ())) != 1 for p in programs):
             return None
         used, unused = sum(facts.used[p] for p in programs), sum(facts.unused[p] for p in programs)
+        if rates is not None:
+            codes = [c for p in programs for c in facts.purchases_by_program.get(p, ())]
+            used -= round(sum(facts.side(c, True) * rates.unlinked_share(facts, c, True, strict=True) for c in codes))
+            unused -= round(sum(facts.side(c, False) * rates.unlinked_share(facts, c, False, strict=True)
+                                for c in codes))
     else:
         used, unused = sum(facts.used.values()), sum(facts.unused.values())
     flag = params.get("isUsed")
@@ -281,87 +251,6 @@ def purchases_to_complete(facts: VoucherFacts, seen: Counter[str], read_whole: I
         if seen[code] < expected:
             short.append(code)
     return short
-
-
-@dataclass
-class FullRead:
-    """Reads every voucher once, page by page; ``counts`` says what it did once it is done."""
-
-    catalog: Catalog
-    page: int  # records per page (as learnt from the API, or a guess): for estimates only
-    known_unlinked: frozenset[str] | None = None  # purchases holding unlinked vouchers, per the warehouse
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def pages(self, workers: int) -> Iterator[list[dict[str, Any]]]:
-        cap = self.catalog.record_cap
-        facts = voucher_facts(self.catalog.programs(), self.catalog.purchases())
-        over = over_cap_slices(facts, cap)
-        seen, per_purchase = SeenIds(), Counter[str]()
-        if self.known_unlinked is not None or not over:
-            rates, sampled = LinkRates(known=self.known_unlinked), frozenset[str]()
-        else:
-            rates, sampled = yield from self._sample(facts, over, workers, seen, per_purchase)
-        by_purchase = choose_programs_read_by_purchase(facts, rates, over, self.page, cap, sampled)
-        plan, every_purchase = estimated_requests(facts, by_purchase, rates, over, self.page)
-        if plan >= every_purchase:
-            log.info("vouchers: slices (~%d requests) cost no less than every purchase whole (~%d)", plan,
-                     every_purchase)
-            by_purchase = frozenset(facts.purchases_by_program)
-        split = voucher_split(facts, by_purchase, sampled)
-        queries = full_read_queries(facts, by_purchase, over, split, sampled)
-        read_whole = sampled | {q.params["purchaseCode"] for q in queries if "purchaseCode" in q.params}
-        expected = partial(expected_records, facts)
-        summary = yield from _counted(read_all(self.catalog.client, queries, split, workers=workers, seen=seen,
-                                               expected=expected), per_purchase)
-        short = purchases_to_complete(facts, per_purchase, read_whole)
-        log.info("vouchers: %d programs read by purchase, %d purchases read whole, %d queries (exam slices: %s), "
-                 "%d purchases to complete", len(by_purchase), len(read_whole), summary.answered,
-                 summary.read_exam_slices, len(short))
-        completion = (Query.of("vouchers", purchaseCode=c) for c in short)
-        yield from _counted(read_all(self.catalog.client, completion, split, workers=workers, seen=seen,
-                                     expected=expected), per_purchase)
-        self.counts = {"programs_read_by_purchase": len(by_purchase), "purchases_sampled": len(sampled),
-                       "purchases_read_whole": len(read_whole), "purchases_completed": len(short),
-                       "vouchers_read": len(seen)}
-
-    def _sample(self, facts: VoucherFacts, over: frozenset[bool], workers: int, seen: SeenIds,
-                per_purchase: Counter[str]) -> Iterator[list[dict[str, Any]]]:
-        """Read a few purchases of each stratum whole; returns (LinkRates, the purchases read)."""
-        strata: dict[Stratum, list[str]] = defaultdict(list)
-        for codes in facts.purchases_by_program.values():
-            for code in codes:
-                strata[facts.stratum(code)].append(code)
-        order = {s: sample_order(codes) for s, codes in strata.items()}
-        hits: Counter[Stratum] = Counter()
-        taken: Counter[Stratum] = Counter()
-        for first, last in ((0, SAMPLE_FIRST), (SAMPLE_FIRST, SAMPLE_MAX)):
-            batch = [c for s, codes in order.items() if first == 0 or 0 < hits[s] < taken[s]
-                     for c in codes[first:last]]
-            unlinked: set[str] = set()
-            client = self.catalog.client
-            for page in read_all(client, [Query.of("vouchers", purchaseCode=c) for c in batch], workers=workers,
-                                 seen=seen):
-                per_purchase.update(v.get("voucherPurchaseCode") for v in page)
-                unlinked |= holds_unlinked(page, over)
-                yield page
-            for code in batch:
-                taken[facts.stratum(code)] += 1
-                hits[facts.stratum(code)] += code in unlinked
-        rates = {s: (hits[s] + 0.5) / (taken[s] + 1) for s in taken}
-        log.info("vouchers: purchases holding unlinked vouchers, by stratum (several exams, vouchers left): %s",
-                 {s: f"{hits[s]}/{taken[s]}" for s in taken})
-        return LinkRates(by_stratum=rates), frozenset(c for s, codes in order.items() for c in codes[:taken[s]])
-
-
-def _counted(pages_: Iterator[list[dict[str, Any]]], per_purchase: Counter[str]) -> Iterator[list[dict[str, Any]]]:
-    """Pass pages on, counting vouchers per purchase; returns the reader's summary."""
-    while True:
-        try:
-            page = next(pages_)
-        except StopIteration as done:
-            return done.value
-        per_purchase.update(v.get("voucherPurchaseCode") for v in page)
-        yield page
 
 
 def read_purchases_whole(client: Any, codes: Iterable[str], workers: int,

@@ -128,3 +128,8 @@ class Snapshot:
     purchases: dict[str, tuple[str, int]] = field(default_factory=dict)  # code -> (status, quantity)
     unlinked_settled: set[str] = field(default_factory=set)  # purchases with settled vouchers sans exam
     vouchers: int = 0  # current vouchers in all
+    unlisted_purchases: set[str] = field(default_factory=set)  # purchases of vouchers, missing from purchases
+
+    def purchase_codes(self) -> frozenset[str]:
+        """Every purchase the warehouse holds, or holds vouchers of: what a purchase listing must return."""
+        return frozenset(self.purchases) | frozenset(self.unlisted_purchases)
