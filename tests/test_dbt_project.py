@@ -224,3 +224,20 @@ def test_as_of_must_be_a_date(dbt_built_duckdb: tuple[Any, Path], tmp_path: Path
                        "--log-path", str(tmp_path / "logs"), "--vars", "{as_of: 'yesterday'}")
     assert compiled.returncode != 0 and "as_of must be a YYYY-MM-DD date" in compiled.stdout
 
+
+def test_the_time_zone_var_must_be_a_zone_name(dbt_built_duckdb: tuple[Any, Path], tmp_path: Path) -> None:
+    _, root = dbt_built_duckdb
+    compiled = dbt_cli("compile", "--select", "voucher_status", "--project-dir", str(TRANSFORMS_DIR),
+                       "--profiles-dir", str(root / "profile"), "--target-path", str(tmp_path / "t"),
+                       "--log-path", str(tmp_path / "logs"), "--vars", "{certiverse_timezone: \"UTC' or 'x\"}")
+    assert compiled.returncode != 0 and "certiverse_timezone must be a time zone name" in compiled.stdout
+
+
+def test_dbt_keeps_its_files_beside_a_relative_pipelines_dir_not_in_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from certiverse_warehouse.pipelines.transform import dbt_work_dir
+
+    monkeypatch.chdir(tmp_path)
+    pipeline = make_pipeline("duckdb", "w.duckdb", pipelines_dir="pd")
+    assert dbt_work_dir(pipeline) == tmp_path.resolve() / "pd" / f"{pipeline.pipeline_name}.dbt"

@@ -6,7 +6,17 @@ for dbt by hand); ``swap.py``: how readers never see a mix of two runs' marts;
 ``marts_doc.py``: docs/marts.md from the models' descriptions.
 """
 
-from .runner import TRANSFORMS_DIR, TransformError, api_date, dbt_work_dir, release_duckdb, run_transforms, today_utc
+from .runner import (
+    DEFAULT_TIMEZONE,
+    TRANSFORMS_DIR,
+    TransformError,
+    api_date,
+    dbt_vars,
+    dbt_work_dir,
+    release_duckdb,
+    reporting_timezone,
+    run_transforms,
+)
 
-__all__ = ["TRANSFORMS_DIR", "TransformError", "api_date", "dbt_work_dir", "release_duckdb", "run_transforms",
-           "today_utc"]
+__all__ = ["DEFAULT_TIMEZONE", "TRANSFORMS_DIR", "TransformError", "api_date", "dbt_vars", "dbt_work_dir",
+           "release_duckdb", "reporting_timezone", "run_transforms"]

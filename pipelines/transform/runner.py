@@ -11,6 +11,9 @@ per engine).
 
 The **as-of date** is dbt's var ``as_of``: expiry and day counts are judged
 against it, so the same data and the same as-of date give the same tables.
+The **reporting time zone** is dbt's var ``certiverse_timezone`` (``[marts] timezone``,
+env ``MARTS__TIMEZONE``, default UTC): the marts' dates and months are calendar dates there,
+and the default as-of date is the API's date there.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import datetime as dt
 import json
 import logging
 import time
+import zoneinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
 import dlt
 
+from ...sources.certiverse import ConfigurationError
 from ..load import vouchers_state
 from . import swap
 from .profile import BUILD_TARGET, DATASET_TARGET, build_schema, engine, temporary_profile
@@ -36,22 +41,37 @@ log = logging.getLogger(__name__)
 TRANSFORMS_DIR = Path(str(resources.files("certiverse_warehouse.transforms")))
 # raw tables the staging models read (transforms/models/staging/sources.yml)
 RAW_TABLES = ("partners", "programs", "programs__store_exams", "purchases", "vouchers")
+DEFAULT_TIMEZONE = "UTC"
 
 
 class TransformError(RuntimeError):
     """The marts cannot be built; the message says why (the previous marts are left as they were)."""
 
 
-def today_utc() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+def reporting_timezone(name: str | None = None) -> str:
+    """The reporting time zone: ``name``, else ``[marts] timezone`` of the dlt configuration (env
+    ``MARTS__TIMEZONE``), else UTC. An IANA name (``America/New_York``); anything Python's zoneinfo
+    does not know raises ConfigurationError before dbt starts."""
+    value = str((name if name is not None else dlt.config.get("marts.timezone")) or DEFAULT_TIMEZONE).strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"[marts] timezone {value!r} is not a time zone name: use an IANA name such as UTC, "
+            "Europe/Berlin or America/New_York (MARTS__TIMEZONE)"
+        ) from exc
+    return value
 
 
-def api_date(pipeline: dlt.Pipeline) -> dt.date:
+def api_date(pipeline: dlt.Pipeline, timezone: str = DEFAULT_TIMEZONE) -> dt.date:
     """The API's date when the last load read the vouchers (its ``Date`` header, kept in the resource
-    state as ``read_at``): the marts then judge expiry as the load did, whatever this machine's clock
-    says. Today (UTC) if no load has said."""
+    state as ``read_at``), in the reporting ``timezone``: the marts then judge expiry as the load did,
+    whatever this machine's clock says. Today there if no load has said."""
     read_at = vouchers_state(pipeline).get("read_at")
-    return dt.datetime.fromisoformat(read_at).date() if read_at else today_utc()
+    instant = dt.datetime.fromisoformat(read_at) if read_at else dt.datetime.now(dt.timezone.utc)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.timezone.utc)
+    return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
 def run_transforms(
@@ -59,6 +79,7 @@ def run_transforms(
     as_of: dt.date | None = None,
     select: str | None = None,
     project_dir: Path = TRANSFORMS_DIR,
+    timezone: str | None = None,
 ) -> dict[str, float]:
     """Build the models, then test them, on the pipeline's destination; returns seconds per
     model, in build order.
@@ -66,30 +87,39 @@ def run_transforms(
     ``as_of`` (default: the API's date at the last load, see :func:`api_date`) is the
     date expiry and day counts are judged against. ``select`` is dbt's node selection (``voucher_expiry+``, ``marts``,
     ...): only those models and their tests are built, the others stay as they are.
-    Raises TransformError when nothing is loaded yet, or a model or test fails.
+    ``timezone`` is the reporting time zone (default: :func:`reporting_timezone`, from the configuration).
+    Raises TransformError when nothing is loaded yet, or a model or test fails; ConfigurationError
+    for a time zone that is none.
     """
-    as_of = as_of or api_date(pipeline)
+    timezone = reporting_timezone(timezone)
+    as_of = as_of or api_date(pipeline, timezone)
     with pipeline.sql_client() as client:
         _check_sources(client)
     work_dir = dbt_work_dir(pipeline)
     with temporary_profile(pipeline) as profiles_dir:
-        dbt = Dbt(project_dir, profiles_dir, work_dir, {"as_of": as_of.isoformat(),
-                                                        "certiverse_schema": pipeline.dataset_name})
+        dbt = Dbt(project_dir, profiles_dir, work_dir, dbt_vars(pipeline, as_of, timezone))
         if engine(pipeline) == "postgres":
             return _build_out_of_sight(pipeline, dbt, select)
         return _build_in_place(pipeline, dbt, select)
 
 
+def dbt_vars(pipeline: dlt.Pipeline, as_of: dt.date, timezone: str) -> dict[str, str]:
+    """The dbt vars of a run: the as-of date, the reporting time zone, where the raw tables are."""
+    return {"as_of": as_of.isoformat(), "certiverse_timezone": timezone, "certiverse_schema": pipeline.dataset_name}
+
+
 def dbt_work_dir(pipeline: dlt.Pipeline) -> Path:
     """dbt's own files for this pipeline (target/, partial parse, logs/): beside dlt's folder of the
-    pipeline, like its lock file, since dlt may reset its own folder."""
-    return Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.dbt"
+    pipeline, like its lock file, since dlt may reset its own folder. Absolute: dbt takes a relative
+    path from the project's folder, which is inside the installed package."""
+    return Path(pipeline.pipelines_dir).resolve() / f"{pipeline.pipeline_name}.dbt"
 
 
 def _build_out_of_sight(pipeline: dlt.Pipeline, dbt: "Dbt", select: str | None) -> dict[str, float]:
     """Postgres: build in the build schema, then swap the models into the dataset in one transaction."""
     dataset, hidden = pipeline.dataset_name, build_schema(pipeline.dataset_name)
     manifest = dbt.parse(BUILD_TARGET)
+    _drop_retired(pipeline, dbt, manifest)
     options: list[str] = []
     if select:
         # models outside the selection are read where they are, in the dataset (dbt's defer)
@@ -113,6 +143,7 @@ def _build_in_place(pipeline: dlt.Pipeline, dbt: "Dbt", select: str | None) -> d
     """DuckDB: set the previous mart tables aside, build in the dataset, restore them if the build fails."""
     dataset = pipeline.dataset_name
     manifest = dbt.parse(DATASET_TARGET)
+    _drop_retired(pipeline, dbt, manifest)
     options = ["--select", select] if select else []
     tables = [name for name, kind in dbt.models(manifest, options).items() if kind == "table"]
     # the dlt client closes before dbt opens the file: one process, two configurations of one file
@@ -127,6 +158,13 @@ def _build_in_place(pipeline: dlt.Pipeline, dbt: "Dbt", select: str | None) -> d
     with pipeline.sql_client() as client:
         swap.discard_previous(client, dataset, tables)
     return _model_timings(results)
+
+
+def _drop_retired(pipeline: dlt.Pipeline, dbt: "Dbt", manifest: Any) -> None:
+    """Views left in the dataset by models the project no longer builds as relations."""
+    built = [name for name, kind in dbt.models(manifest, []).items() if kind != "ephemeral"]
+    with pipeline.sql_client() as client:
+        swap.drop_retired_views(client, pipeline.dataset_name, built, together=engine(pipeline) == "postgres")
 
 
 def _model_timings(results: Sequence[Any]) -> dict[str, float]:
@@ -261,10 +299,13 @@ def release_duckdb() -> None:
 
 
 __all__: list[str] = [
+    "DEFAULT_TIMEZONE",
     "TRANSFORMS_DIR",
     "TransformError",
+    "api_date",
+    "dbt_vars",
     "dbt_work_dir",
     "release_duckdb",
+    "reporting_timezone",
     "run_transforms",
-    "today_utc",
 ]
