@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+
 import duckdb
 import pytest
 
@@ -99,6 +102,17 @@ def test_run_loads_builds_the_marts_and_reports_json(small_tenant_template, simu
     assert summary["rows"]["vouchers"] == len(small_tenant_template.records("vouchers"))
     assert summary["requests"]["vouchers"]["200"] > 0
     assert "voucher_utilization" in summary["transform_seconds"] and summary["headlines"]
+    # the figures are the row of the mart headline_figures, column for column (JSON numbers for decimals,
+    # YYYY-MM-DD for the date), and the sentences say them
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        cursor = con.execute("select * from certiverse.headline_figures")
+        [row] = cursor.fetchall()
+        mart = dict(zip([d[0] for d in cursor.description], row))
+    in_json = {name: float(value) if isinstance(value, decimal.Decimal) else
+               value.isoformat() if isinstance(value, dt.date) else value for name, value in mart.items()}
+    assert summary["figures"] == in_json
+    assert f"{mart['vouchers_issued']:,} vouchers" in summary["headlines"][0]
+    assert f"breakage) {mart['value_expired_unused']:,.2f}" in summary["headlines"][1]
 
 
 def test_simulate_serves_the_api_on_loopback(tmp_path):

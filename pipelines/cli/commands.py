@@ -50,14 +50,18 @@ def _on_warehouse(pipeline: Any, action: Any, *, read_only: bool = False) -> Any
     return retry_when_locked(action, path, read_only=read_only, published=published_hint(path), on_wait=_say)
 
 
-def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -> tuple[dict[str, float], list[str]]:
-    """Build the marts, read their headlines, and publish the copy readers open; (timings, headlines)."""
+def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -> tuple[dict[str, float], list[str], Any]:
+    """Build the marts, read their headline figures, and publish the copy readers open;
+    (timings, lines to print, the figures)."""
     from ..publishing import publish
     from ..reporting.headlines import headlines
-    from ..transform import run_transforms
+    from ..transform import reporting_timezone, run_transforms
 
-    timings = _on_warehouse(pipeline, lambda: run_transforms(pipeline, as_of, select=getattr(args, "select", None)))
-    lines = _on_warehouse(pipeline, lambda: headlines(pipeline, as_of))
+    timezone = reporting_timezone()  # checked before the warehouse is touched
+    timings = _on_warehouse(pipeline, lambda: run_transforms(pipeline, as_of, select=getattr(args, "select", None),
+                                                             timezone=timezone))
+    figures = _on_warehouse(pipeline, lambda: headlines(pipeline))
+    lines = figures.sentences()
     publication = _on_warehouse(pipeline, lambda: publish(pipeline))
     args.publication = publication
     if publication is not None:
@@ -65,17 +69,19 @@ def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -
             f"Published for readers: {publication.duckdb_file or '-'} and {publication.parquet_dir or '-'} "
             f"({len(publication.relations)} relations, {publication.bytes / 1e6:,.1f} MB, {publication.seconds:.1f}s)"
         )
-    return timings, lines
+    return timings, lines, figures
 
 
 def _report(
-    args: argparse.Namespace, result: Any, headlines: list[str] | None = None, timings: dict[str, float] | None = None
+    args: argparse.Namespace, result: Any, headlines: list[str] | None = None, timings: dict[str, float] | None = None,
+    figures: Any = None,
 ) -> None:
     from ..reporting.summary import as_json, format_summary
 
     if getattr(args, "json", False):
         publication = getattr(args, "publication", None)
-        print(json.dumps({**as_json(result, headlines), "transform_seconds": timings or {},
+        print(json.dumps({**as_json(result, headlines), "figures": figures.as_dict() if figures else None,
+                          "transform_seconds": timings or {},
                           "published": publication.as_dict() if publication else None}, indent=2))
     else:
         print(format_summary(result, headlines))
@@ -96,7 +102,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
     from ..reporting.summary import format_timings
 
     pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    timings, lines = _transform(args, pipeline, args.as_of)
+    timings, lines, _ = _transform(args, pipeline, args.as_of)
     print(format_timings(timings))
     print("\n".join(lines))
     return EXIT_OK
@@ -108,8 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
     options = {"workers": args.workers} if args.workers else {}
     result = _load(args, pipeline, base_url=args.base_url, full_refresh=args.full_refresh, source_options=options)
-    timings, lines = _transform(args, pipeline, args.as_of)
-    _report(args, result, lines, timings=timings)
+    timings, lines, figures = _transform(args, pipeline, args.as_of)
+    _report(args, result, lines, timings=timings, figures=figures)
     return EXIT_OK
 
 
@@ -149,11 +155,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = _load(args, pipeline, base_url=base_url, api_token=app.token,
                        source_options={"as_of": tenant.now()})
     # The simulated tenant lives on its own clock: judge expiry on its today, not the wall clock's.
-    _, lines = _transform(args, pipeline, tenant.today)
+    _, lines, _ = _transform(args, pipeline, tenant.today)
     _report(args, result, lines)
     published = args.publication.duckdb_file if args.publication else duckdb_file
-    print(f"Marts built: voucher_utilization, voucher_expiry, partner/program utilization, expiry_calendar "
-          f"(see docs/marts.md). Query the published copy (read-only, never in the loader's way):\n"
+    print(f"Marts built: headline_figures, voucher_utilization, idle_purchases, voucher_expiry, partner/program "
+          f"utilization, expiry_calendar, expiry_by_month, redemptions_by_month (see docs/marts.md).\n"
+          f"Query the published copy (read-only, never in the loader's way):\n"
           f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{Path(published).name}', read_only=True)"
           f".sql('select * from program_utilization'))\"")
     return EXIT_OK
