@@ -142,7 +142,9 @@ def test_use_dates_and_redemption_months_are_new_york_dates(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_purchase_dates_are_new_york_dates(engine: str, records: dict[str, Any], request: pytest.FixtureRequest) -> None:
+def test_purchase_dates_are_new_york_dates(
+    engine: str, records: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
     pipeline = request.getfixturevalue(engine)
     want = {p["id"]: local_date(p["purchaseDateUtc"]) for p in records["purchases"]}
     assert want[records["moved_purchase"]] == dt.date(2026, 10, 31)

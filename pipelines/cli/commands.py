@@ -10,9 +10,12 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .codes import EXIT_API, EXIT_OK, EXIT_STALE
+
+if TYPE_CHECKING:  # imported in the handlers: `certiverse --help` loads neither dlt nor dbt
+    from ..reporting.headlines import Headlines
 
 
 def _credentials(args: argparse.Namespace) -> Any:
@@ -50,7 +53,9 @@ def _on_warehouse(pipeline: Any, action: Any, *, read_only: bool = False) -> Any
     return retry_when_locked(action, path, read_only=read_only, published=published_hint(path), on_wait=_say)
 
 
-def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -> tuple[dict[str, float], list[str], Any]:
+def _transform(
+    args: argparse.Namespace, pipeline: Any, as_of: dt.date | None
+) -> tuple[dict[str, float], list[str], Headlines]:
     """Build the marts, read their headline figures, and publish the copy readers open;
     (timings, lines to print, the figures)."""
     from ..publishing import publish
@@ -74,7 +79,7 @@ def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -
 
 def _report(
     args: argparse.Namespace, result: Any, headlines: list[str] | None = None, timings: dict[str, float] | None = None,
-    figures: Any = None,
+    figures: Headlines | None = None,
 ) -> None:
     from ..reporting.summary import as_json, format_summary
 

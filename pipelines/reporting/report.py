@@ -226,7 +226,8 @@ def upcoming_table(data: ReportData, months: int = UPCOMING_MONTHS) -> str:
     start = _month(data.as_of)
     body = "".join(
         f'<tr data-month="{m:%Y-%m}" data-vouchers="{row["vouchers_redeemable"]}" '
-        f'data-value="{row["value_redeemable"]:.2f}"><td>{m:%b %Y}</td><td class="num">{row["vouchers_redeemable"]:,}</td>'
+        f'data-value="{row["value_redeemable"]:.2f}"><td>{m:%b %Y}</td>'
+        f'<td class="num">{row["vouchers_redeemable"]:,}</td>'
         f'<td class="num">{row["vouchers_reserved"]:,}</td><td class="num">{row["vouchers_assigned_unused"]:,}</td>'
         f'<td class="num">{row["vouchers_unassigned"]:,}</td><td class="num">{row["value_redeemable"]:,.2f}</td></tr>'
         for m, row in ((m, _calendar_row(data, m)) for m in _months(start, _month(start, months - 1)))
@@ -255,14 +256,16 @@ def idle_table(data: ReportData) -> str:
             f"{value:,.2f}</td><td>{last_used or 'never'}</td>"
             f'<td class="num">{days:,}</td><td>{next_expiry or ""}</td></tr>'
         )
-    shown = (f"The {len(data.idle)} holding the most redeemable value of {data.figures.purchases_idle:,} idle "
-             f"purchases (worth {data.figures.value_idle:,.2f} in all)." if data.figures.purchases_idle > len(data.idle)
-             else "")
+    shown = ""
+    if data.figures.purchases_idle > len(data.idle):
+        shown = (f"The {len(data.idle)} of {data.figures.purchases_idle:,} idle purchases that hold the most; all "
+                 f"idle purchases hold {data.figures.value_idle:,.2f} of redeemable value (mart idle_purchases).")
     return ('<div class="scroll"><table data-chart="idle-purchases" id="chart-idle-purchases"><thead><tr>'
             '<th>Purchase</th><th>Partner</th><th>Program</th><th>Bought</th><th class="num">Redeemable vouchers</th>'
             '<th class="num">Redeemable value</th><th>Last used</th><th class="num">Days idle</th>'
             "<th>Next expiry</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>" + (f'<p class="caption">{escape(shown)}</p>' if shown else ""))
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
+            + (f'<p class="caption">{escape(shown)}</p>' if shown else ""))
 
 
 def render_report(data: ReportData, generated_at: dt.datetime | None = None) -> str:
@@ -304,7 +307,8 @@ def render_report(data: ReportData, generated_at: dt.datetime | None = None) -> 
 <style>{_CSS}</style></head>
 <body><main>
 <header><h1>Certiverse vouchers</h1>
-<p class="meta">As of {data.as_of} · dates in {escape(zone)} · dataset <code>{escape(data.dataset)}</code> on {escape(data.destination)}
+<p class="meta">As of {data.as_of} · dates in {escape(zone)}
+ · dataset <code>{escape(data.dataset)}</code> on {escape(data.destination)}
  · generated {generated_at.isoformat()} · values in the tenant's currency</p></header>
 <ul class="headlines" id="headlines">{headline}</ul>
 {body}
