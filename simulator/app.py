@@ -7,6 +7,7 @@ httpx clients; ``simulator.server`` puts it on a loopback socket.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import json
 import logging
@@ -16,7 +17,7 @@ import threading
 import time
 import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -24,7 +25,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from . import activity, query
-from .data import Tenant, ValidationError
+from .data import RESOURCES, Tenant, ValidationError
+from .habits import Habits
 from .model import DOCUMENTED_PURCHASE_STATUSES
 from .shape import ORDERS
 
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 PARTNER_STATUSES = ("Active", "Archived", "Inactive")
 NEXTLINK_STYLES = ("absent", "null", "empty")
+# How nextLink names the next page: a full URL (the reference), a path, a query alone, scheme-relative,
+# a full URL with the query's characters left unencoded, "Page" spelt as ASP.NET binds it; "mixed" draws
+# one per query.
+NEXTLINK_FORMS = ("absolute", "relative", "query", "scheme_relative", "unencoded", "page_case")
 CACHE_SIZE = 64
 Response = tuple[int, dict[str, str], bytes]
 
@@ -83,8 +89,19 @@ class SimulatorApp:
                  cap: int | None = None, cap_mode: str = "first", nextlink_last: str = "absent",
                  shuffle_params: bool = True, fault_rate_500: float = 0.0, fault_rate_429: float = 0.0,
                  retry_after: int = 1, fault_rate_truncate: float = 0.0, latency_ms: float = 0.0, seed: int = 0,
-                 order: str | None = None, activity_every_pages: int | None = None) -> None:
-        """API knobs left None come from the tenant's shape (``simulator.shape``)."""
+                 order: str | None = None, activity_every_pages: int | None = None,
+                 nextlink_form: str = "absolute", nextlink_origin: str | None = None,
+                 date_offset: dt.timedelta = dt.timedelta(0), habits: Iterable[str] = (),
+                 empty_resources: Iterable[str] = ()) -> None:
+        """API knobs left None come from the tenant's shape (``simulator.shape``).
+
+        Habits the reference leaves open: ``nextlink_form`` (``NEXTLINK_FORMS`` or ``"mixed"``) and
+        ``nextlink_origin`` (another ``scheme://host:port`` the links name, as a proxy that forgot to
+        rewrite them; None: the request's own); ``date_offset``, added to the ``Date`` header (a wrong
+        clock; the data keeps the tenant's); ``habits`` (``simulator.habits.HABITS``: values in other
+        JSON forms, byte-order marks, whitespace, nulls, unknown enum values, new fields);
+        ``empty_resources``, resources served as if the tenant had none (all four: a new organisation).
+        """
         shape = tenant.shape
         page_size = shape.page_size if page_size is None else page_size
         cap = shape.cap if cap is None else cap
@@ -114,6 +131,14 @@ class SimulatorApp:
         self._fault_rng = random.Random(seed)
         self._streaks: dict[str, int] = {}
         self._cache: OrderedDict[tuple[Any, ...], tuple[int, Sequence[int]]] = OrderedDict()
+        if nextlink_form not in (*NEXTLINK_FORMS, "mixed"):
+            raise ValueError(f"nextlink_form must be one of {NEXTLINK_FORMS + ('mixed',)}, not {nextlink_form!r}")
+        self.nextlink_form, self.nextlink_origin = nextlink_form, nextlink_origin
+        self.date_offset = date_offset
+        self.habits = Habits(habits, seed)
+        self.empty_resources = frozenset(empty_resources)
+        if self.empty_resources - set(RESOURCES):
+            raise ValueError(f"empty_resources must be among {RESOURCES}, not {sorted(self.empty_resources)}")
 
     # -- entry points ------------------------------------------------------
 
@@ -125,7 +150,7 @@ class SimulatorApp:
         path = parts.path.rstrip("/") or "/"
         status, out_headers, out_body = self._dispatch(method.upper(), url, parts, path, headers, body)
         # The API's clock, on every answer as HTTP servers do: the simulated now, not the host's.
-        out_headers["Date"] = email.utils.format_datetime(self.tenant.now(), usegmt=True)
+        out_headers["Date"] = email.utils.format_datetime(self.tenant.now() + self.date_offset, usegmt=True)
         with self._lock:
             self.stats[(path, status)] += 1
         log.debug("%s %s -> %d", method, url, status)
@@ -210,6 +235,8 @@ class SimulatorApp:
                               f"The query matches more than {cap:,} records; narrow the filters")
             serialize = tenant.record_function(endpoint.resource)
             data = [serialize(i) for i in matches[start:start + self.page_size]]
+            if self.habits:
+                data = self.habits.records(endpoint.resource, data)
             if endpoint.resource == "vouchers" and self.activity_every_pages:
                 self._maybe_play_moment()
         payload: dict[str, Any] = {"data": data}
@@ -221,13 +248,14 @@ class SimulatorApp:
                 style = NEXTLINK_STYLES[zlib.crc32(repr((path, sorted(filters.items()))).encode()) % 3]
             if style != "absent":
                 payload["nextLink"] = None if style == "null" else ""
-        return _json(200, payload)
+        status, headers, body = _json(200, payload)
+        return status, headers, self.habits.body(body)
 
     def _parse(self, endpoint: Endpoint, pairs: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
         page = 1
         filters: dict[str, Any] = {}
         for name, raw in pairs:
-            if name == "page":
+            if name.lower() == "page":  # ASP.NET binds parameters whatever their case
                 if not raw.isdigit() or int(raw) < 1:
                     raise BadRequest(f"Parameter 'page' must be a positive integer, got {raw!r}")
                 page = int(raw)
@@ -268,6 +296,8 @@ class SimulatorApp:
             self.activity.update(activity.play_moment(self.tenant, self._activity_rng))
 
     def _matches(self, endpoint: Endpoint, path: str, filters: dict[str, Any]) -> Sequence[int]:
+        if endpoint.resource in self.empty_resources:
+            return []
         key = (path, tuple(sorted(filters.items())))
         hit = self._cache.get(key)
         if hit is not None and hit[0] == self.tenant.version:
@@ -289,10 +319,26 @@ class SimulatorApp:
         return matches
 
     def _next_link(self, parts: Any, path: str, pairs: list[tuple[str, str]], page: int) -> str:
-        params = [(k, v) for k, v in pairs if k != "page"] + [("page", str(page + 1))]
+        params = [(k, v) for k, v in pairs if k.lower() != "page"] + [("page", str(page + 1))]
         if self.shuffle_params:
             random.Random(f"{self.seed}|{path}|{params}").shuffle(params)
-        return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(params)}"
+        form = self.nextlink_form
+        if form == "mixed":
+            filters = sorted((k, v) for k, v in pairs if k.lower() != "page")
+            form = NEXTLINK_FORMS[zlib.crc32(repr((path, filters)).encode()) % len(NEXTLINK_FORMS)]
+        origin = (self.nextlink_origin or f"{parts.scheme}://{parts.netloc}").rstrip("/")
+        query = urlencode(params)
+        if form == "unencoded":
+            query = "&".join(f"{k}={v}" for k, v in params)
+        elif form == "page_case":
+            query = urlencode([("Page" if k == "page" else k, v) for k, v in params])
+        if form == "relative":
+            return f"{parts.path}?{query}"
+        if form == "query":
+            return f"?{query}"
+        if form == "scheme_relative":
+            return f"//{urlsplit(origin).netloc}{parts.path}?{query}"
+        return f"{origin}{parts.path}?{query}"
 
     # -- POST --------------------------------------------------------------
 

@@ -51,10 +51,12 @@ class FakeApi:
 
     def __init__(self, records: dict[str, list[dict[str, Any]]], *, page_size: int = 2, cap: int = 1_000,
                  cap_mode: str = "first", date: dt.datetime | None = None,
-                 fail: dict[Query, Exception] | None = None, page_size_known: bool = True) -> None:
+                 fail: dict[Query, Exception] | None = None, page_size_known: bool = True,
+                 local: dt.datetime | None = None) -> None:
         self.records = {"partners": [{"id": "p-acme", "name": "Acme"}], "programs": [], "purchases": [], "vouchers": [],
                         **records}
         self.serve_page, self.cap, self.cap_mode, self.date = page_size, cap, cap_mode, date
+        self.local = local  # this machine's clock when the API's date came (None: the real clock)
         self.page_size = page_size if page_size_known else None  # what a client would have learnt by now
         self.fail = fail or {}
         self.requests: list[tuple[Query, int]] = []
@@ -62,6 +64,11 @@ class FakeApi:
 
     def api_time(self) -> dt.datetime | None:
         return self.date
+
+    def clock_offset(self) -> dt.timedelta | None:
+        if self.date is None:
+            return None
+        return self.date - (self.local or dt.datetime.now(dt.timezone.utc))
 
     def requests_for(self, endpoint: str) -> int:
         return sum(1 for q, _ in self.requests if q.endpoint == endpoint)
@@ -87,7 +94,7 @@ class FakeApi:
         more = start + self.serve_page < len(matches)
         return matches[start:start + self.serve_page], f"fake:{number + 1}" if more else None
 
-    def follow(self, query: Query, next_link: str | None) -> Iterator[list[dict[str, Any]]]:
+    def follow(self, query: Query, next_link: str | None, after: int = 1) -> Iterator[list[dict[str, Any]]]:
         while next_link:
             data, next_link = self.page(query, int(next_link.removeprefix("fake:")))
             yield data

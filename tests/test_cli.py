@@ -29,7 +29,7 @@ def test_demo_loads_the_simulated_tenant_into_a_file_here_and_prints_a_summary(t
     used = sum(1 for v in tenant.records("vouchers") if v["isUsed"])
     purchases = len(tenant.records("purchases"))
     assert f"{vouchers:,} vouchers on {purchases:,} purchases; {used:,} used" in out
-    assert "API requests:" in out
+    assert "API requests:" in out and "\nPhases: startup " in out and " dbt models " in out
 
 
 def test_load_takes_the_api_from_environment_variables(small_tenant_template, simulator, tmp_path, monkeypatch):
@@ -101,18 +101,16 @@ def test_run_loads_builds_the_marts_and_reports_json(small_tenant_template, simu
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"]["vouchers"] == len(small_tenant_template.records("vouchers"))
     assert summary["requests"]["vouchers"]["200"] > 0
-    assert "voucher_utilization" in summary["transform_seconds"] and summary["headlines"]
-    # the figures are the row of the mart headline_figures, column for column (JSON numbers for decimals,
-    # YYYY-MM-DD for the date), and the sentences say them
+    assert "voucher_utilization" in summary["dbt"]["model_seconds"]
+    # the headline figures are the row of the mart headline_figures, column for column (JSON numbers for
+    # decimals, YYYY-MM-DD for the date)
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         cursor = con.execute("select * from certiverse.headline_figures")
         [row] = cursor.fetchall()
         mart = dict(zip([d[0] for d in cursor.description], row))
     in_json = {name: float(value) if isinstance(value, decimal.Decimal) else
                value.isoformat() if isinstance(value, dt.date) else value for name, value in mart.items()}
-    assert summary["figures"] == in_json
-    assert f"{mart['vouchers_issued']:,} vouchers" in summary["headlines"][0]
-    assert f"breakage) {mart['value_expired_unused']:,.2f}" in summary["headlines"][1]
+    assert summary["headlines"] == in_json and mart["vouchers_issued"] > 0
 
 
 def test_simulate_serves_the_api_on_loopback(tmp_path):

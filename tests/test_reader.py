@@ -158,9 +158,9 @@ def test_a_numbered_page_the_api_refuses_makes_the_query_read_page_after_page():
                 raise BadRequestError(query, "page is out of range")
             return super().page(query, number)
 
-        def follow(self, query, next_link):
+        def follow(self, query, next_link, after=1):
             self.following = True
-            yield from super().follow(query, next_link)
+            yield from super().follow(query, next_link, after)
 
     api = RefusesNumbers({"vouchers": RECORDS}, page_size=PAGE)
     api.following = False

@@ -19,7 +19,8 @@ import duckdb
 import pytest
 
 from certiverse_warehouse.pipelines.cli import EXIT_CONFIG, main
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.transform import api_date, reporting_timezone, run_transforms
 from certiverse_warehouse.pipelines.transform import runner
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
@@ -78,13 +79,14 @@ def move(pipeline: Any, records: dict[str, Any]) -> None:
                            purchase["purchaseDateUtc"], purchase["id"])
 
 
-def load_moved(tenant: Tenant, pipeline: Any) -> Any:
+def load_moved(tenant: Tenant, context: RunContext) -> RunContext:
+    """The tenant loaded, its timestamps moved, the marts built in New York's time zone (the context's)."""
     app = SimulatorApp(tenant)
     with serve(app) as url:
-        run_load(pipeline, base_url=url, api_token=app.token, source_options={"as_of": tenant.now()})
-    move(pipeline, moved_records(tenant))
-    run_transforms(pipeline, AS_OF, timezone=ZONE)
-    return pipeline
+        run_load(context, {"base_url": url, "api_token": app.token}, as_of=tenant.now())
+    move(context, moved_records(tenant))
+    run_transforms(context, AS_OF)
+    return context
 
 
 def rows(pipeline: Any, sql: str) -> list[tuple]:
@@ -106,14 +108,15 @@ def records(tenant: Tenant) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def duckdb_new_york(tenant: Tenant, tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("timezone_duckdb")
-    return load_moved(tenant, make_pipeline("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd")))
+    return load_moved(tenant, RunContext.from_config("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd"),
+                                                     timezone=ZONE))
 
 
 @pytest.fixture(scope="module")
 def postgres_new_york(tenant: Tenant, postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("timezone_postgres")
     dsn = postgres_server.create_database("certiverse_timezone")
-    return load_moved(tenant, make_pipeline("postgres", dsn, pipelines_dir=str(root / "pd")))
+    return load_moved(tenant, RunContext.from_config("postgres", dsn, pipelines_dir=str(root / "pd"), timezone=ZONE))
 
 
 ENGINES = [pytest.param("duckdb_new_york", id="duckdb"),
@@ -225,25 +228,31 @@ def test_a_time_zone_that_is_none_stops_before_dbt_with_a_configuration_error(
 ) -> None:
     monkeypatch.setenv("MARTS__TIMEZONE", "Mars/Olympus_Mons")
     with pytest.raises(ConfigurationError, match="Mars/Olympus_Mons"):
-        reporting_timezone()
+        reporting_timezone(RunContext.from_config("duckdb", str(tmp_path / "none.duckdb"),
+                                                  pipelines_dir=str(tmp_path / "pd")).timezone)
     code = main(["transform", "--duckdb-file", str(tmp_path / "none.duckdb"), "--pipelines-dir", str(tmp_path / "pd")])
     assert code == EXIT_CONFIG and "MARTS__TIMEZONE" in capsys.readouterr().err
     assert not (tmp_path / "none.duckdb").exists()
 
 
 def test_utc_is_the_default_and_the_run_passes_the_zone_as_a_dbt_var(
-    duckdb_new_york: Any, monkeypatch: pytest.MonkeyPatch
+    duckdb_new_york: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MARTS__TIMEZONE", raising=False)
-    assert reporting_timezone() == "UTC"
-    assert runner.dbt_vars(duckdb_new_york, AS_OF, ZONE) == {
-        "as_of": AS_OF.isoformat(), "certiverse_timezone": ZONE, "certiverse_schema": duckdb_new_york.dataset_name}
+    context = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pd"))
+    assert reporting_timezone(context.timezone) == "UTC"
+    monkeypatch.setenv("MARTS__TIMEZONE", ZONE)
+    context = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pd"))
+    assert context.timezone == ZONE
+    assert runner.dbt_vars(context, AS_OF, reporting_timezone(context.timezone)) == {
+        "as_of": AS_OF.isoformat(), "certiverse_timezone": ZONE, "certiverse_schema": context.warehouse.dataset}
 
 
 def test_the_default_as_of_date_is_the_apis_date_in_the_zone(
     duckdb_new_york: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the API's clock read 23:30 EDT on 31 October: in UTC that is already 1 November
-    monkeypatch.setattr(runner, "vouchers_state", lambda pipeline: {"read_at": "2026-11-01T03:30:00+00:00"})
-    assert api_date(duckdb_new_york, ZONE) == dt.date(2026, 10, 31)
-    assert api_date(duckdb_new_york, "UTC") == dt.date(2026, 11, 1)
+    monkeypatch.setattr(runner, "resource_state", lambda state: {"read_at": "2026-11-01T03:30:00+00:00"})
+    with duckdb_new_york.sql_client() as client:
+        assert api_date(client, duckdb_new_york.pipeline_name, ZONE) == dt.date(2026, 10, 31)
+        assert api_date(client, duckdb_new_york.pipeline_name, "UTC") == dt.date(2026, 11, 1)

@@ -17,7 +17,7 @@ import dlt
 import duckdb
 import pandas
 
-from ..load import DATASET_NAME, make_destination
+from ..context import DATASET_NAME, Warehouse
 
 
 def mart(
@@ -55,7 +55,8 @@ def mart(
             # through Arrow, as the Parquet readers convert: DuckDB's own .df() makes decimals floats
             return connection.sql(f'select * from "{schema}"."{name}"').to_arrow_table().to_pandas()
     # dlt.dataset knows only the tables dlt loaded, not the marts; its SQL client reads any table.
-    client = dlt.dataset(make_destination(destination, credentials), dataset).sql_client
+    client = dlt.dataset(Warehouse.from_config(destination, credentials, dataset=dataset).dlt_destination(),
+                         dataset).sql_client
     with client, client.execute_query(f"select * from {client.make_qualified_table_name(name)}") as cursor:
         return cursor.df()
 

@@ -14,8 +14,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ContextManager
 
-import dlt
-
+from ..context import RunContext
 from ..load.warehouse import tables
 
 MART = "headline_figures"
@@ -74,8 +73,9 @@ class Headlines:
         ]
 
     def as_dict(self) -> dict[str, Any]:
-        """The figures for JSON: the date as ``YYYY-MM-DD``, counts as integers, decimals as JSON
-        numbers (a decimal of 2 or 4 places prints as exactly those digits)."""
+        """The figures for ``--json`` (``headlines``), named as the mart's columns: the date as
+        ``YYYY-MM-DD``, counts as integers, decimals as JSON numbers (a decimal of 2 or 4 places prints
+        as exactly those digits)."""
         return {name: _json_value(value) for name, value in dataclasses.asdict(self).items()}
 
 
@@ -90,20 +90,20 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _open(pipeline_or_client: Any) -> ContextManager[Any]:
-    """A pipeline's SQL client to open, or an already open client to use as it is."""
-    if isinstance(pipeline_or_client, dlt.Pipeline):
-        return pipeline_or_client.sql_client()
-    return nullcontext(pipeline_or_client)
+def _open(context_or_client: Any) -> ContextManager[Any]:
+    """A run context's SQL client to open, or an already open client to use as it is."""
+    if isinstance(context_or_client, RunContext):
+        return context_or_client.sql_client()
+    return nullcontext(context_or_client)
 
 
-def headlines(pipeline_or_client: Any) -> Headlines:
+def headlines(context_or_client: Any) -> Headlines:
     """The headline figures of the marts as they were last built (their as-of date is in them).
 
-    ``pipeline_or_client`` is a dlt pipeline or an open dlt SQL client. Raises HeadlinesError
+    ``context_or_client`` is a run context or an open dlt SQL client. Raises HeadlinesError
     when the mart is missing or empty.
     """
-    with _open(pipeline_or_client) as client:
+    with _open(context_or_client) as client:
         if MART not in tables(client):
             raise HeadlinesError(f"no {MART} in dataset {client.dataset_name}: build the marts with "
                                  "`certiverse transform` (or `certiverse run`)")

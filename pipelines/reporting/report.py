@@ -2,7 +2,7 @@
 
 The page needs no network to be viewed: charts are inline SVG drawn by
 ``pipelines.reporting.charts``, styles are inline, and no font, script or image is fetched.
-Every number comes from a mart (docs/marts.md) through the pipeline's SQL client: the SQL here
+Every number comes from a mart (docs/marts.md) through the run context's SQL client: the SQL here
 selects rows (``where``, ``order by``), it never sums or groups; what the page shows is what
 dbt built and tested, and what a BI tool reading the same marts sees. The marts are declared
 as this page's dbt exposure (``transforms/models/marts/exposures.yml``).
@@ -20,9 +20,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import dlt
-
-from ..load import duckdb_file
+from ..context import RunContext
 from .charts import Column, Segment, StackedRow, month_columns, stacked_bars
 from .headlines import Headlines, headlines
 
@@ -75,14 +73,14 @@ class ReportData:
         return self.figures.as_of_date
 
 
-def read_report_data(pipeline: dlt.Pipeline, as_of: dt.date | None = None) -> ReportData:
+def read_report_data(context: RunContext, as_of: dt.date | None = None) -> ReportData:
     """Read the report's rows from the marts. ``as_of``, when given, must be the date the marts
     were built for: the page shows what they hold, and they hold one as-of date."""
-    path = duckdb_file(pipeline)
+    path = context.warehouse.duckdb_file
     if path and not os.path.exists(path):
         raise ReportError(f"no DuckDB file at {path}: load it and build the marts with `certiverse run` "
                           "(or `certiverse load`, then `certiverse transform`)")
-    with pipeline.sql_client() as client:
+    with context.sql_client() as client:
         _check_marts(client)
         figures = headlines(client)
         if as_of is not None and as_of != figures.as_of_date:
@@ -100,7 +98,7 @@ def read_report_data(pipeline: dlt.Pipeline, as_of: dt.date | None = None) -> Re
                 client, "expiry_by_month", ("expiry_month", *CALENDAR))},
             idle=_select(client, "idle_purchases", IDLE, f"where idle_rank <= {TOP_IDLE} order by idle_rank"),
             dataset=client.dataset_name,
-            destination=pipeline.destination.destination_name,
+            destination=context.warehouse.destination,
         )
 
 
@@ -339,9 +337,9 @@ vertical-align:middle}
 """
 
 
-def write_report(pipeline: dlt.Pipeline, output: str | os.PathLike[str], as_of: dt.date | None = None) -> Path:
+def write_report(context: RunContext, output: str | os.PathLike[str], as_of: dt.date | None = None) -> Path:
     """Read the marts and write the HTML page to ``output`` (replaced at once, never half written)."""
-    page = render_report(read_report_data(pipeline, as_of))
+    page = render_report(read_report_data(context, as_of))
     path = Path(output).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")

@@ -14,12 +14,13 @@ import logging
 import sys
 import threading
 import zlib
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import orjson
 
 from .client import CertiverseClient, Query
 from .reader import SeenIds, no_split, read_all
+from .values import read_records
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,15 @@ class Catalog:
                 self._cache[name] = load()
             return self._cache[name]
 
-    def _read(self, roots: Iterable[Query], split: Any, seen: SeenIds | None = None) -> list[dict[str, Any]]:
-        return [r for page in read_all(self.client, roots, split, workers=self.workers, seen=seen) for r in page]
+    def _read(self, roots: list[Query], split: Any, seen: SeenIds | None = None) -> list[dict[str, Any]]:
+        endpoint = roots[0].endpoint
+        return [r for page in read_all(self.client, roots, split, workers=self.workers, seen=seen)
+                for r in read_records(endpoint, page)]
 
     def _read_purchases(self) -> None:
-        programs = [p["name"] for p in self.programs()]
-        partners = [p["name"] for p in self.partners()]
+        # A name the API left out (the reference says there always is one) cannot be a filter.
+        programs = [p["name"] for p in self.programs() if p.get("name")]
+        partners = [p["name"] for p in self.partners() if p.get("name")]
         # Partition on the dimension with fewer values: fewer half-empty last pages.
         by, names, other, other_names = ("programName", programs, "partnerName", partners)
         if len(partners) < len(programs):
@@ -95,7 +99,9 @@ class Catalog:
 
         def read(queries: list[Query]) -> None:
             for page in read_all(self.client, queries, split, workers=self.workers, seen=seen):
-                slim.extend(_slim(p) for p in page)
+                page = read_records("purchases", page)
+                # The plans know purchases by their code; one without a code is loaded, not planned for.
+                slim.extend(_slim(p) for p in page if p.get("voucherPurchaseCode"))
                 self._purchase_pages.append(zlib.compress(orjson.dumps(page), 1))
 
         read([Query.of("purchases", **{by: n}) for n in first])

@@ -2,6 +2,9 @@
 
 Every request of the project goes through :class:`CertiverseClient`, so respx can
 mock it in tests and the request counters see everything.
+
+Paging follows ``nextLink`` for its page number only (``links.py``): every request goes to
+the configured origin; a link that loops or repeats a page stops the query.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
+
+from .links import changed_filters, elsewhere, linked_pages
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +172,15 @@ class CertiverseClient:
         if max_requests_per_second is not None and max_requests_per_second <= 0:
             raise ConfigurationError(f"max_requests_per_second must be positive, got {max_requests_per_second!r}")
         self.base_url = f"{base.scheme}://{base.netloc}"
-        self._origin = _origin(base)
         self.stats = RequestStats()
         # Not documented: learned from the longest page that had a next page.
         self.page_size: int | None = None
-        # The API's clock: the Date header of the first answer that carried one (see api_time).
+        # The API's clock: the Date header of the first answer that carried one (see api_time), and this
+        # machine's clock when that answer came (see clock_offset).
         self._first_date: dt.datetime | None = None
+        self._first_local: dt.datetime | None = None
+        # Said once per client: the API's links point elsewhere, or change the query's filters.
+        self._links_noted: set[str] = set()
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -203,6 +211,13 @@ class CertiverseClient:
         """
         return self._first_date
 
+    def clock_offset(self) -> dt.timedelta | None:
+        """How far the API's clock (``api_time``) is ahead of this machine's (negative: behind), measured on
+        the same answer; None until an answer with a readable ``Date`` header arrives."""
+        if self._first_date is None or self._first_local is None:
+            return None
+        return self._first_date - self._first_local
+
     def _note_date(self, response: httpx.Response) -> None:
         if self._first_date is not None:
             return
@@ -212,9 +227,11 @@ class CertiverseClient:
         except (TypeError, ValueError):
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
+            local = dt.datetime.now(dt.timezone.utc)
             with self._pause_lock:
                 if self._first_date is None:
                     self._first_date = parsed.astimezone(dt.timezone.utc)
+                    self._first_local = local
 
     def __enter__(self) -> "CertiverseClient":
         return self
@@ -230,7 +247,7 @@ class CertiverseClient:
         """
         data, next_link = self.page(query, start)
         yield data
-        yield from self.follow(query, next_link)
+        yield from self.follow(query, next_link, start)
 
     def page(self, query: Query, number: int = 1) -> tuple[list[dict[str, Any]], str | None]:
         """One page of ``query`` asked for by its number (the reference's ``page`` parameter): its records
@@ -238,13 +255,17 @@ class CertiverseClient:
         params = query.params if number == 1 else {**query.params, "page": str(number)}
         return self._records(query, self.base_url + ENDPOINT_PATHS[query.endpoint], params, number)
 
-    def follow(self, query: Query, next_link: str | None) -> Iterator[list[dict[str, Any]]]:
-        """Yield the pages ``nextLink`` leads to, one after another, until a page has none."""
-        seen_pages: set[tuple] = set()
+    def follow(self, query: Query, next_link: str | None, after: int = 1) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages ``nextLink`` leads to, one after another, until a page has none; ``after`` is the
+        number of the page that gave the first link."""
+        number = after
         while next_link:
-            url, params, number = self._follow(query, next_link, seen_pages)
+            url, params, number, guessed = self._follow(query, next_link, number)
             data, next_link = self._records(query, url, params, number)
             yield data
+            if guessed and not data:
+                # Links without page numbers give no end of their own: an empty page is the end.
+                return
 
     def _records(self, query: Query, url: str, params: dict[str, str], number: int
                  ) -> tuple[list[dict[str, Any]], str | None]:
@@ -253,37 +274,49 @@ class CertiverseClient:
         if not isinstance(data, list):
             raise CertiverseError(f"{query.describe()} page {number}: body has no 'data' list")
         self.stats.add_records(query.endpoint, len(data))
-        next_link = body.get("nextLink") or None
+        next_link = body.get("nextLink")
+        if not next_link or (isinstance(next_link, str) and not next_link.strip()):
+            next_link = None  # absent, null, empty or blank: the last page
         if next_link and len(data) > (self.page_size or 0):
             # Not documented: learned from the longest page that had a next page.
             self.page_size = len(data)
         return data, next_link
 
-    def _follow(self, query: Query, next_link: str, seen: set[tuple]) -> tuple[str, dict[str, str], int]:
-        """Check a nextLink and return the URL, params and page number it asks for."""
+    def _follow(self, query: Query, next_link: Any, current: int) -> tuple[str, dict[str, str], int, bool]:
+        """The request for the page a nextLink names after page ``current``: the configured origin, the query's
+        endpoint and filters, and the link's page number (the page after ``current`` if the link names none:
+        then True, guessed)."""
         if not isinstance(next_link, str):
             raise PagingError(f"{query.describe()}: nextLink is not a string: {next_link!r}")
-        link = urlsplit(next_link)
-        if _origin(link) != self._origin:
-            # The bearer token goes with every request: never to another origin.
-            raise PagingError(
-                f"{query.describe()}: nextLink points to {link.scheme}://{link.netloc}, "
-                f"not to the API at {self.base_url}; refusing to follow it"
-            )
-        params = dict(parse_qsl(link.query, keep_blank_values=True))
-        for key, value in query.filters:
-            if params.get(key) != value:
-                log.warning("%s: nextLink dropped or changed filter %s; restoring it", query.describe(), key)
-                params[key] = value
-        try:
-            page = int(params.get("page", "1"))
-        except ValueError:
-            raise PagingError(f"{query.describe()}: nextLink has a non-numeric page: {next_link}") from None
-        key = (link.path, tuple(sorted(params.items())))
-        if key in seen or page == 1:
-            raise PagingError(f"{query.describe()}: nextLink repeats a page already read (page {page}); stopping")
-        seen.add(key)
-        return f"{link.scheme}://{link.netloc}{link.path}", params, page
+        link = next_link.strip()
+        path = ENDPOINT_PATHS[query.endpoint]
+        if where := elsewhere(link, self.base_url, path):
+            # The bearer token goes with every request: never to where a link points, only to the base URL.
+            self._note_once("target", "the API's nextLink points elsewhere (%s, for %s); following its paging on "
+                            "%s: the token is sent nowhere else", where, query.describe(), self.base_url)
+        if changed := changed_filters(query.filters, link):
+            self._note_once("filters", "%s: nextLink dropped or changed filter %s; keeping the query's own filters "
+                            "(said once)", query.describe(), ", ".join(changed))
+        numbers = linked_pages(link)
+        guessed = numbers is None
+        if guessed:
+            self._note_once("no_page", "%s: nextLink names no page (%s); taking the page after each page read",
+                            query.describe(), next_link)
+            numbers = {current + 1}
+        if len(numbers) != 1:
+            raise PagingError(f"{query.describe()}: nextLink names no single page number: {next_link}")
+        page = numbers.pop()
+        if page <= current or page == 1:
+            raise PagingError(f"{query.describe()}: nextLink repeats a page already read (page {page} after page "
+                              f"{current}); stopping")
+        return self.base_url + path, {**query.params, "page": str(page)}, page, guessed
+
+    def _note_once(self, what: str, message: str, *args: Any) -> None:
+        with self._pause_lock:
+            if what in self._links_noted:
+                return
+            self._links_noted.add(what)
+        log.warning(message, *args)
 
     def _get_page(self, query: Query, url: str, params: dict[str, str] | None, page: int) -> dict[str, Any]:
         response, body = self._send(query.endpoint, "GET", url, params=params, what=f"{query.describe()} page {page}")
@@ -452,17 +485,15 @@ def _is_json_type(response: httpx.Response) -> bool:
     return not content_type or content_type == "application/json" or content_type.endswith("+json")
 
 
-def _origin(parts: Any) -> tuple[str, str, int | None]:
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
-
-
 _MISSING = object()
 
 
 def _json_or_missing(response: httpx.Response) -> Any:
+    content = response.content
+    if content.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (orjson refuses it; it means nothing here)
+        content = content[3:]
     try:
-        return orjson.loads(response.content)  # ~2x faster than json; invalid UTF-8 is a decode error too
+        return orjson.loads(content)  # ~2x faster than json; invalid UTF-8 is a decode error too
     except orjson.JSONDecodeError:
         return _MISSING
 

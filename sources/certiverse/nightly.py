@@ -216,12 +216,14 @@ def leaver_queries(live: LiveVouchers, left: np.ndarray, purchases: Iterable[dic
     """One query per voucher (rows of the snapshot), or per purchase where that is fewer requests."""
     codes_by_purchase: dict[str, list[str]] = defaultdict(list)
     for row in left.tolist():
-        codes_by_purchase[live.purchases[live.columns.purchase[row]]].append(live.columns.codes[row].decode())
+        index = live.columns.purchase[row]
+        # "": a voucher the API sent without its purchase code or its own (the reference says never)
+        codes_by_purchase[live.purchases[index] if index >= 0 else ""].append(live.columns.codes[row].decode())
     sizes = {p["voucherPurchaseCode"]: int(p.get("quantity") or 0) for p in purchases}
     queries: list[Query] = []
     for purchase, codes in sorted(codes_by_purchase.items()):
-        if len(codes) > pages(sizes.get(purchase, 0), page):
+        if purchase and (len(codes) > pages(sizes.get(purchase, 0), page) or not all(codes)):
             queries.append(Query.of("vouchers", purchaseCode=purchase))
         else:
-            queries += [Query.of("vouchers", voucherCode=c) for c in sorted(codes)]
+            queries += [Query.of("vouchers", voucherCode=c) for c in sorted(codes) if c]
     return queries

@@ -20,8 +20,11 @@ Glossary (these words mean this everywhere in the source):
   ``recheck_nights`` (by a stable hash of the query that reads it); each night
   re-reads that night's share, so every settled voucher is re-read at least once
   in ``recheck_nights`` nights.
-* **now**: the API's clock (the ``Date`` header of its first answer this run),
-  the loader's only if the API sent none; ``as_of`` overrides it in tests.
+* **now**: the earlier of the API's clock (the ``Date`` header of its first answer
+  this run) and this machine's at that answer; ``as_of`` overrides it in tests. Both
+  clocks are wrong sometimes, and only a clock ahead of the truth loses changes: it
+  judges open vouchers expired, and the nightly plan stops re-reading them. A clock
+  behind costs at most a few vouchers re-read that had just expired.
 
 ``plan_voucher_read`` takes the run's catalog, the warehouse's snapshot and the
 resource state, and returns a ``VoucherRead``: its pages, and the state to keep.
@@ -50,17 +53,36 @@ from .snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100  # only for estimates, before any page has told the real one
+CLOCKS_APART = dt.timedelta(days=1)  # the API's clock and this machine's differ by more: the summary says so
+CLOCK_STATE_KEY = "api_clock_ahead_s"  # the API's clock minus this machine's, in the vouchers resource state
 
 
 def api_now(catalog: Catalog, as_of: dt.datetime | None) -> dt.datetime:
-    """``as_of``, else the API's clock, else the loader's (and a warning: expiry may be misjudged)."""
+    """``as_of``, else the earlier of the API's clock and this machine's, else this machine's (the API sent no
+    ``Date`` header: a warning)."""
     if as_of is not None:
         return as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.timezone.utc)
-    stamped = catalog.client.api_time()
-    if stamped is not None:
-        return stamped
-    log.warning("the API sent no Date header: judging expiry by this machine's clock")
-    return dt.datetime.now(dt.timezone.utc)
+    stamped, offset = catalog.client.api_time(), catalog.client.clock_offset()
+    if stamped is None or offset is None:
+        log.warning("the API sent no Date header: judging expiry by this machine's clock")
+        return dt.datetime.now(dt.timezone.utc)
+    if abs(offset) > CLOCKS_APART:
+        log.warning("%s; judging expiry by the earlier of the two", clock_sentence(offset.total_seconds()))
+    return min(stamped, stamped - offset)
+
+
+def clock_sentence(api_ahead_seconds: float) -> str:
+    """The API's clock against this machine's, in words."""
+    days = abs(api_ahead_seconds) / 86_400
+    return f"the API's clock is {days:,.1f} days {'ahead of' if api_ahead_seconds > 0 else 'behind'} this machine's"
+
+
+def clock_note(state: Mapping[str, Any]) -> str | None:
+    """A sentence for the summary and ``status`` when the last read found the clocks more than a day apart."""
+    offset = state.get(CLOCK_STATE_KEY)
+    if offset is None or abs(offset) <= CLOCKS_APART.total_seconds():
+        return None
+    return f"Clocks: {clock_sentence(offset)}; expiry was judged by the earlier of the two."
 
 
 def known_unlinked(snapshot: Snapshot) -> frozenset[str]:
@@ -77,6 +99,7 @@ class VoucherRead:
     mode: str  # "full" or "nightly"
     now: dt.datetime
     night: int  # the run's count of nights since the last full read (the rolling night is this mod N)
+    clock_offset: dt.timedelta | None = None  # the API's clock minus this machine's, when known
 
     def pages(self, workers: int) -> Iterator[list[dict[str, Any]]]:
         return self.reader.pages(workers)
@@ -85,6 +108,8 @@ class VoucherRead:
         """The resource state after the read; a full read re-checks everything, so the rolling re-check
         starts over."""
         state: dict[str, Any] = {"mode": self.mode, "read_at": self.now.isoformat()}
+        if self.clock_offset is not None:
+            state[CLOCK_STATE_KEY] = round(self.clock_offset.total_seconds())
         if self.mode == "full":
             return {**state, "night": 0, "last_full_at": self.now.isoformat(), "last_full": self.reader.counts}
         return {**state, "night": self.night + 1, "last_nightly": self.reader.counts}
@@ -95,10 +120,11 @@ def plan_voucher_read(catalog: Catalog, previous: Snapshot | None, state: Mappin
     """A full read without a snapshot; else tonight's nightly plan, unless it costs no less than a full read."""
     facts = voucher_facts(catalog.programs(), catalog.purchases())  # read first: their answers carry the clock
     now = api_now(catalog, as_of)
+    offset = catalog.client.clock_offset() if as_of is None else None  # as_of: the clocks decided nothing
     page = catalog.client.page_size or DEFAULT_PAGE_SIZE
     night = int(state.get("night", 0))
     if previous is None:
-        return VoucherRead(FullRead(catalog, page), "full", now, night)
+        return VoucherRead(FullRead(catalog, page), "full", now, night, offset)
     cap = catalog.record_cap
     known = known_unlinked(previous)
     over = over_cap_slices(facts, cap)
@@ -110,10 +136,10 @@ def plan_voucher_read(catalog: Catalog, previous: Snapshot | None, state: Mappin
     if plan.estimated_requests >= full_estimate:
         log.info("vouchers: tonight's plan (~%d requests) costs no less than a full read (~%d); reading everything",
                  plan.estimated_requests, full_estimate)
-        return VoucherRead(FullRead(catalog, page, known_unlinked=known), "full", now, night)
+        return VoucherRead(FullRead(catalog, page, known_unlinked=known), "full", now, night, offset)
     split = voucher_split(facts, by_purchase, frozenset())
     expected = expected_open_or_counted(facts, previous.live)
-    return VoucherRead(NightlyRead(catalog, previous, plan, split, page, expected), "nightly", now, night)
+    return VoucherRead(NightlyRead(catalog, previous, plan, split, page, expected), "nightly", now, night, offset)
 
 
 def _read_at(state: Mapping[str, Any]) -> dt.datetime | None:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from .catalog import Catalog, expected_vouchers
 from .client import Query
 from .reader import SeenIds, read_all
+from .values import flag
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def sample_order(codes: Iterable[str]) -> list[str]:
 def holds_unlinked(vouchers: Iterable[dict[str, Any]], over: frozenset[bool]) -> set[str]:
     """Purchases with a voucher that no exam slice of an over-cap slice reaches."""
     return {v.get("voucherPurchaseCode") for v in vouchers
-            if not v.get("storeExamCode") and v.get("isActive") and bool(v.get("isUsed")) in over}
+            if not v.get("storeExamCode") and flag(v.get("isActive")) and bool(flag(v.get("isUsed"))) in over}
 
 
 def choose_programs_read_by_purchase(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], page: int,

@@ -162,7 +162,7 @@ def read_all(
                 _put(results, stop, ("fan_out", task, last))
                 return
             if task.follow:
-                for data in client.follow(q, next_link):
+                for data in client.follow(q, next_link, task.page):
                     if not _put(results, stop, ("page", task, data)):
                         return
             _put(results, stop, ("done", task, None))

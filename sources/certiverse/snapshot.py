@@ -74,7 +74,8 @@ class LiveVouchers:
         expires_us = pc.cast(pc.cast(expires, _LIVE_SCHEMA.field(4).type), pa.int64()).fill_null(NEVER)
         self._chunks.append(LiveColumns(
             np.array([hash(v) for v in vid.to_pylist()], dtype=np.int64),
-            np.array([c.encode() for c in code.to_pylist()], dtype=np.bytes_),
+            # b"": a voucher the API sent without its code (the reference says there always is one)
+            np.array([(c or "").encode() for c in code.to_pylist()], dtype=np.bytes_),
             self._indexes(purchase, self.purchases, self._purchase_index),
             self._indexes(exam, self.exams, self._exam_index),
             expires_us.to_numpy().astype(np.int64),
