@@ -39,6 +39,8 @@ DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
 DUCKDB_MEMORY_LIMIT = "128MB"
 PUBLISH_STORAGE_VERSION = "v1.4.0"  # BI tools bundle DuckDB 1.x (pipelines/publishing/publish.py)
 PUBLISH_MEMORY_LIMIT = "256MB"  # DuckDB's memory while it writes the copy (see publish._settings)
+# the reporting time zone the marts cut dates and months in, unless [marts] timezone says another
+DEFAULT_TIMEZONE = "UTC"
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ class RunContext:
     notifications: Webhook = field(default_factory=lambda: Webhook(None))  # [notifications]; default: none
     progress: Any = None  # a dlt progress collector, for the pipeline's steps
     pipeline_name: str = PIPELINE_NAME
+    # the marts' reporting time zone, as configured; checked where the marts are built (transform/runner.py)
+    timezone: str = DEFAULT_TIMEZONE
 
     @classmethod
     def from_config(
@@ -184,6 +188,7 @@ class RunContext:
         progress: Any = None,
         pipeline_name: str = PIPELINE_NAME,
         dataset: str = DATASET_NAME,
+        timezone: str | None = None,
     ) -> "RunContext":
         """The context from what the command line says, the rest from dlt's configuration.
 
@@ -191,6 +196,8 @@ class RunContext:
         (default dlt's, ``~/.dlt/pipelines``). ``lock_timeout``: seconds to wait for a DuckDB file another
         process holds (default ``[destination.duckdb] lock_timeout``, else 180); ``on_wait`` hears why.
         Notices go to ``[notifications] webhook_url`` (``pipelines/notifications.py``), if set.
+        ``timezone``: the marts' reporting time zone (default ``[marts] timezone``, env
+        ``MARTS__TIMEZONE``, else UTC).
         Raises ``ConfigurationError`` when ``[publish]`` names the working file itself.
         """
         from dlt.common.pipeline import get_dlt_pipelines_dir
@@ -208,6 +215,7 @@ class RunContext:
             notifications=Webhook.from_configuration(configured_secrets()),
             progress=progress,
             pipeline_name=pipeline_name,
+            timezone=str(timezone or dlt.config.get("marts.timezone") or DEFAULT_TIMEZONE),
         )
 
     @property

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+
 import duckdb
 import pytest
 
@@ -98,7 +101,16 @@ def test_run_loads_builds_the_marts_and_reports_json(small_tenant_template, simu
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"]["vouchers"] == len(small_tenant_template.records("vouchers"))
     assert summary["requests"]["vouchers"]["200"] > 0
-    assert "voucher_utilization" in summary["dbt"]["model_seconds"] and summary["headlines"]
+    assert "voucher_utilization" in summary["dbt"]["model_seconds"]
+    # the headline figures are the row of the mart headline_figures, column for column (JSON numbers for
+    # decimals, YYYY-MM-DD for the date)
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        cursor = con.execute("select * from certiverse.headline_figures")
+        [row] = cursor.fetchall()
+        mart = dict(zip([d[0] for d in cursor.description], row))
+    in_json = {name: float(value) if isinstance(value, decimal.Decimal) else
+               value.isoformat() if isinstance(value, dt.date) else value for name, value in mart.items()}
+    assert summary["headlines"] == in_json and mart["vouchers_issued"] > 0
 
 
 def test_simulate_serves_the_api_on_loopback(tmp_path):

@@ -225,3 +225,21 @@ def test_as_of_must_be_a_date(dbt_built_duckdb: tuple[Any, Path], tmp_path: Path
                        "--log-path", str(tmp_path / "logs"), "--vars", "{as_of: 'yesterday'}")
     assert compiled.returncode != 0 and "as_of must be a YYYY-MM-DD date" in compiled.stdout
 
+
+def test_by_hand_the_time_zone_is_a_dbt_var_and_must_be_a_zone_name(
+    dbt_built_duckdb: tuple[Any, Path], tmp_path: Path
+) -> None:
+    _, root = dbt_built_duckdb
+
+    def compile_with(variables: str) -> subprocess.CompletedProcess:
+        return dbt_cli("compile", "--select", "voucher_status", "--project-dir", str(TRANSFORMS_DIR),
+                       "--profiles-dir", str(root / "profile"), "--target-path", str(tmp_path / "t"),
+                       "--log-path", str(tmp_path / "logs"), "--vars", variables)
+
+    # as docs/analysts.md runs dbt by hand
+    done = compile_with("{as_of: '2026-11-01', certiverse_timezone: 'America/New_York'}")
+    assert done.returncode == 0, done.stdout[-2000:]
+    [sql] = (tmp_path / "t").rglob("voucher_status.sql")
+    assert "at time zone 'America/New_York'" in sql.read_text()
+    refused = compile_with("{certiverse_timezone: \"UTC' or 'x\"}")
+    assert refused.returncode != 0 and "certiverse_timezone must be a time zone name" in refused.stdout

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 import re
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import duckdb
 import pandas
+import pyarrow
 import pyarrow.parquet
 import pytest
 
@@ -95,6 +98,9 @@ def test_published_copy_holds_marts_current_state_and_history(published):
     assert {n: c for n, c in counts.items() if n not in ("vouchers", "voucher_history")} == {
         n: c for n, c in raw.items() if n != "vouchers"}
     assert {"voucher_utilization", "voucher_expiry", "partners__users", "programs__store_exams"} <= counts.keys()
+    # every mart is published (the dbt exposure published_copy lists them)
+    marts = {p.stem for p in (ROOT / "transforms" / "models" / "marts").glob("*.sql")}
+    assert {"headline_figures", "idle_purchases", "redemptions_by_month", "expiry_by_month"} <= marts <= counts.keys()
 
 
 def test_duckdb_14_opens_every_published_relation(published, old_duckdb):
@@ -132,7 +138,15 @@ def test_status_names_the_published_paths_and_when_they_were_written(published, 
     assert status["published"]["parquet_dir"] == str(published / "warehouse_parquet")
     with duckdb.connect(str(published / "warehouse_published.duckdb"), read_only=True) as con:
         written = con.execute("select published_at from publication").fetchone()[0]
+        cursor = con.execute("select * from headline_figures")
+        [row] = cursor.fetchall()
+        figures = dict(zip([d[0] for d in cursor.description], row))
     assert status["published"]["published_at"] == written.isoformat()
+    # the marts' figures, as the mart holds them
+    assert status["marts"]["as_of_date"] == figures["as_of_date"].isoformat()
+    assert {k: v for k, v in status["marts"].items() if isinstance(v, int)} == {
+        k: v for k, v in figures.items() if isinstance(v, int)}
+    assert status["marts"]["value_expired_unused"] == float(figures["value_expired_unused"])
 
 
 def readme_section(title: str) -> list[tuple[str, str]]:
@@ -208,3 +222,39 @@ def test_mart_reads_the_published_copy_as_the_working_warehouse_has_it(published
     working = mart("program_utilization", str(published / "warehouse.duckdb"))
     assert len(copy) > 0
     pandas.testing.assert_frame_equal(copy, working)
+
+
+def test_money_has_one_type_for_every_reader(published):
+    """Decimal in DuckDB, in the Parquet files, and in pandas from both: never a float."""
+    from certiverse_warehouse.pipelines.reporting.frames import mart
+
+    folder = published / "warehouse_parquet"
+    marts = sorted(p.stem for p in (ROOT / "transforms" / "models" / "marts").glob("*.sql"))
+    with duckdb.connect(str(published / "warehouse_published.duckdb"), read_only=True) as con:
+        types = dict(con.execute("select table_name || '.' || column_name, data_type from information_schema.columns "
+                                 "where table_schema = 'main' and column_name <> 'value_basis' "
+                                 "and (column_name like 'value%' or column_name like 'amount%')"
+                                 ).fetchall())
+    money = {name: kind for name, kind in types.items() if name.split(".")[0] in marts}
+    assert money and set(money.values()) <= {"DECIMAL(18,2)", "DECIMAL(18,4)"}, money
+    for name in marts:
+        frame = mart(name, str(published / "warehouse_published.duckdb"))
+        from_parquet = pyarrow.parquet.read_table(folder / f"{name}.parquet").to_pandas()
+        pandas.testing.assert_series_equal(frame.dtypes, from_parquet.dtypes, obj=name)
+        for column in (c for c in frame.columns if f"{name}.{c}" in money):
+            assert pyarrow.parquet.read_schema(folder / f"{name}.parquet").field(column).type.id == pyarrow.decimal128(
+                18, 2).id, f"{name}.{column} is not a decimal in Parquet"
+            values = [v for v in frame[column] if v is not None]
+            assert values and {type(v) for v in values} == {decimal.Decimal}, f"{name}.{column}"
+            assert list(frame[column]) == list(from_parquet[column]), f"{name}.{column}"
+
+
+def test_the_python_examples_of_the_analysts_page_run_on_the_published_copy(published):
+    text = (ROOT / "docs" / "analysts.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) >= 2
+    for code in blocks:
+        done = subprocess.run([sys.executable, "-c", code], cwd=published,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{code}\n{done.stderr}"
+        assert "Decimal" in done.stdout or "redeemable value" in done.stdout, done.stdout

@@ -6,6 +6,8 @@ the page must show the same numbers the marts do.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import datetime as dt
 import decimal
 import html
@@ -18,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from certiverse_warehouse.pipelines.reporting.charts import nice_ticks
 from certiverse_warehouse.pipelines.cli import main
@@ -26,17 +29,20 @@ from certiverse_warehouse.pipelines.context import RunContext
 from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.reporting.report import (
     CALENDAR_AFTER,
-    IDLE_DAYS,
+    MARTS,
     MAX_BARS,
     TOP_IDLE,
+    UPCOMING_MONTHS,
     ReportData,
+    ReportError,
     expiry_chart,
     read_report_data,
     render_report,
     write_report,
 )
 from certiverse_warehouse.pipelines.reporting import headlines
-from certiverse_warehouse.pipelines.transform import run_transforms
+from certiverse_warehouse.pipelines.reporting.headlines import Headlines
+from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR, run_transforms
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 
 CHARTS = ("program-utilization", "partner-utilization", "redemptions", "expiry-calendar", "expiry-upcoming",
@@ -181,36 +187,36 @@ def test_expiry_columns_are_the_calendar_value_per_month(
     assert sum(parts) == pytest.approx(float(sum(v for v, _ in expected.values())), abs=0.01)
 
 
-def test_upcoming_table_lists_the_next_months_of_the_calendar(
-    warehouse: dict[str, Any], charts: dict[str, list[dict[str, str]]], tenant: Tenant
+def test_upcoming_table_lists_every_one_of_the_next_months_with_the_marts_figures(
+    warehouse: dict[str, Any], charts: dict[str, list[dict[str, str]]], tenant: Tenant, page: str
 ) -> None:
     start = tenant.today.replace(day=1)
-    rows = query(warehouse["pipeline"], "select expiry_month from {expiry_calendar}")
-    expected = sorted({month(d) for (d,) in rows if start <= d < start.replace(year=start.year + 1)})
-    assert expected and [m["data-month"] for m in charts["expiry-upcoming"]] == expected
+    months = [month(dt.date(start.year + (start.month - 1 + i) // 12, (start.month - 1 + i) % 12 + 1, 1))
+              for i in range(UPCOMING_MONTHS)]
+    rows = {month(m): (str(n), f"{v:.2f}") for m, n, v in query(
+        warehouse["pipeline"], "select expiry_month, vouchers_redeemable, value_redeemable from {expiry_by_month}")}
+    drawn = [(r["data-month"], (r["data-vouchers"], r["data-value"])) for r in charts["expiry-upcoming"]]
+    assert [m for m, _ in drawn] == months, "a month is missing or repeated"
+    assert dict(drawn) == {m: rows.get(m, ("0", "0.00")) for m in months}
+    assert any(v == ("0", "0.00") for _, v in drawn), "no month without expiries: the gap is not tested"
+    assert "already expired" not in page
 
 
-def test_idle_table_lists_purchases_with_most_idle_redeemable_value(
-    warehouse: dict[str, Any], charts: dict[str, list[dict[str, str]]], tenant: Tenant
+def test_idle_table_is_the_top_of_the_idle_purchases_mart(
+    warehouse: dict[str, Any], charts: dict[str, list[dict[str, str]]]
 ) -> None:
-    purchases = mart("voucher_utilization", warehouse["duckdb"])
-    last_use = mart("voucher_status", warehouse["duckdb"]).groupby("purchase_id")["used_on"].max()
-    purchases["last_used_on"] = purchases["purchase_id"].map(last_use)
-    purchases["redeemable"] = (purchases["vouchers_assigned_unused"] + purchases["vouchers_reserved"]
-                               + purchases["vouchers_unassigned"])
-    cutoff = pd.Timestamp(tenant.today - dt.timedelta(days=IDLE_DAYS))
-    idle = purchases[(purchases["redeemable"] > 0)
-                     & (purchases["last_used_on"].isna() | (purchases["last_used_on"] < cutoff))]
-    top = idle.sort_values(["value_redeemable", "redeemable", "purchase_code"],
-                           ascending=[False, False, True]).head(TOP_IDLE)
-    drawn = [(m["data-purchase-code"], m["data-value"], int(m["data-vouchers"])) for m in charts["idle-purchases"]]
-    expected = [(r.purchase_code, f"{r.value_redeemable:.2f}", r.redeemable) for r in top.itertuples()]
-    assert len(expected) == TOP_IDLE and drawn == expected
+    top = query(warehouse["pipeline"], "select purchase_code, value_redeemable, vouchers_redeemable, days_idle "
+                                       f"from {{idle_purchases}} where idle_rank <= {TOP_IDLE} order by idle_rank")
+    drawn = [(m["data-purchase-code"], m["data-value"], int(m["data-vouchers"]), int(m["data-days-idle"]))
+             for m in charts["idle-purchases"]]
+    assert len(top) == TOP_IDLE and drawn == [(code, f"{value:.2f}", n, days) for code, value, n, days in top]
+    [(idle_after,)] = query(warehouse["pipeline"], "select idle_after_days from {headline_figures}")
+    assert all(days > idle_after for *_, days in drawn), "a purchase used or bought in the idle period is listed"
 
 
-def test_headlines_lead_the_page(warehouse: dict[str, Any], page: str, tenant: Tenant) -> None:
+def test_headlines_lead_the_page(warehouse: dict[str, Any], page: str) -> None:
     first_chart = page.index("<svg")
-    for line in headlines(warehouse["pipeline"], tenant.today).sentences():
+    for line in headlines(warehouse["pipeline"]).sentences():
         assert 0 < page.index(html.escape(line)) < first_chart
 
 
@@ -223,14 +229,23 @@ def test_report_fetches_nothing(page: str) -> None:
 # -- parts drawn from hand-made data -----------------------------------------------------------
 
 
-def test_expiry_months_beyond_the_drawn_window_are_summed_in_a_caption(tenant: Tenant) -> None:
+def figures_for(as_of: dt.date, **values: Any) -> Headlines:
+    """Headline figures of a hand-made page: zeros, the as-of date, and ``values``."""
+    zero = {f.name: (decimal.Decimal(0) if "value" in f.name or "amount" in f.name else 0)
+            for f in dataclasses.fields(Headlines)}
+    return Headlines(**{**zero, "as_of_date": as_of, "reporting_timezone": "UTC", "idle_after_days": 90,
+                        "utilization_rate": None, "assigned_share_expiring_90_days": None, **values})
+
+
+def test_expiry_months_beyond_the_drawn_window_are_named_in_a_caption(tenant: Tenant) -> None:
     as_of = tenant.today
     far = dt.date(as_of.year + CALENDAR_AFTER // 12 + 2, 1, 1)
-    calendar = {as_of.replace(day=1): (3, 0, 1, 0, 30.0, 0.0), far: (7, 0, 0, 0, 70.5, 0.0)}
-    data = ReportData(as_of, as_of, [], [], [], {}, calendar, [], "certiverse", "duckdb")
+    row = (3, 0, 3, 0, 1, 2, decimal.Decimal("30.00"), decimal.Decimal(0), decimal.Decimal("30.00"))
+    calendar = {as_of.replace(day=1): row, far: (7, 0, 7, 0, 0, 7, *(decimal.Decimal("70.50"),) * 2, 0)}
+    data = ReportData(figures_for(as_of), [], [], {}, calendar, [], "certiverse", "duckdb")
     svg, caption = expiry_chart(data)
     assert f'data-month="{month(far)}"' not in svg and f'data-month="{month(as_of)}"' in svg
-    assert "7 vouchers worth 70.50" in caption
+    assert f"{far:%b %Y}" in caption and "expiry_by_month" in caption
     assert render_report(data).count("<svg") == 3  # programs, partners and the calendar; no redemptions yet
 
 
@@ -254,14 +269,17 @@ def test_report_command_writes_the_page(warehouse: dict[str, Any], tmp_path: Pat
     assert all(f'data-chart="{chart}"' in output.read_text() for chart in CHARTS)
 
 
-def test_report_as_of_moves_the_windows(warehouse: dict[str, Any], tenant: Tenant, tmp_path: Path) -> None:
+def test_report_as_of_another_date_than_the_marts_asks_for_a_transform(
+    warehouse: dict[str, Any], tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     later = tenant.today + dt.timedelta(days=45)
     output = tmp_path / "later.html"
     assert main(["report", "--duckdb-file", warehouse["duckdb"], "--pipelines-dir", warehouse["pipelines"],
-                 "--output", str(output), "--as-of", later.isoformat()]) == 0
-    text = output.read_text()
-    assert f"As of {later} (marts built for {tenant.today})" in text
-    assert read_report_data(warehouse["pipeline"], later).idle != read_report_data(warehouse["pipeline"]).idle
+                 "--output", str(output), "--as-of", later.isoformat()]) == 1
+    assert f"certiverse transform --as-of {later}" in capsys.readouterr().err and not output.exists()
+    with pytest.raises(ReportError, match=f"built for {tenant.today}"):
+        read_report_data(warehouse["pipeline"], later)
+    assert read_report_data(warehouse["pipeline"], tenant.today).as_of == tenant.today
 
 
 def test_report_without_marts_asks_for_a_transform(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,11 +303,17 @@ def test_report_reads_the_same_numbers_on_postgres(
     run_transforms(pipeline, tenant.today)
     on_postgres, on_duckdb = read_report_data(pipeline), read_report_data(warehouse["pipeline"])
     assert on_postgres.destination == "postgres"
-    for part in ("as_of", "headlines", "programs", "partners", "redemptions", "calendar", "idle"):
+    assert on_postgres.figures == on_duckdb.figures  # numbers of the same types, decimals to the cent
+    for part in ("programs", "partners", "redemptions", "calendar", "idle"):
         assert normalised(getattr(on_postgres, part)) == normalised(getattr(on_duckdb, part)), part
     assert render_report(on_postgres).count("<svg") == 4
     frame = mart("expiry_calendar", destination="postgres", credentials=dsn)
     assert len(frame) == query(pipeline, "select count(*) from {expiry_calendar}")[0][0] > 0
+    # money is a decimal in pandas from Postgres too, as from DuckDB and the Parquet files
+    on_duckdb_frame = mart("expiry_calendar", warehouse["duckdb"])
+    for column in ("value_expiring", "value_expired"):
+        assert {type(v) for v in frame[column]} == {decimal.Decimal} == {type(v) for v in on_duckdb_frame[column]}
+        assert sorted(frame[column]) == sorted(on_duckdb_frame[column])
 
 
 def normalised(value: Any) -> Any:
@@ -324,3 +348,51 @@ def test_mart_refuses_a_missing_file_without_creating_it(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError):
         mart("voucher_expiry", str(tmp_path / "typo.duckdb"))
     assert not (tmp_path / "typo.duckdb").exists()
+
+
+# -- every figure from a mart ------------------------------------------------------------------
+
+REPORTING = Path(__file__).resolve().parent.parent / "pipelines" / "reporting"
+AGGREGATION = re.compile(r"\b(group\s+by|having|filter\s*\(|(count|sum|avg|min|max|median|percentile_cont)\s*\()",
+                         re.IGNORECASE)
+
+
+def sql_strings(path: Path) -> list[str]:
+    """The text of every string literal in a module; an f-string's literal parts joined, ``{}`` between."""
+    tree = ast.parse(path.read_text())
+    parts = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+    texts = ["{}".join(part.value if isinstance(part, ast.Constant) else "" for part in node.values)
+             for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)]
+    return texts + [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                    and isinstance(node.value, str) and id(node) not in parts]
+
+
+@pytest.mark.parametrize("path", sorted(REPORTING.glob("*.py")), ids=lambda p: p.name)
+def test_reporting_only_selects_rows_it_never_aggregates(path: Path) -> None:
+    found = [text.strip()[:80] for text in sql_strings(path) if "select" in text.lower() and AGGREGATION.search(text)]
+    assert not found, f"SQL that aggregates in {path.name}: {found}; select from a mart instead"
+
+
+def test_the_report_reads_only_the_marts_its_dbt_exposure_declares() -> None:
+    exposures = {e["name"]: e for e in yaml.safe_load(
+        (TRANSFORMS_DIR / "models" / "marts" / "exposures.yml").read_text())["exposures"]}
+    declared = {re.fullmatch(r"ref\('(\w+)'\)", ref).group(1) for ref in exposures["certiverse_report"]["depends_on"]}
+    read = set(re.findall(r"\"(\w+)\"", (REPORTING / "report.py").read_text())) & declared
+    assert declared == set(MARTS) == read
+    marts = {p.stem for p in (TRANSFORMS_DIR / "models" / "marts").glob("*.sql")}
+    published = {re.fullmatch(r"ref\('(\w+)'\)", ref).group(1) for ref in exposures["published_copy"]["depends_on"]}
+    assert published == marts
+
+
+def test_the_page_shows_the_marts_figures(warehouse: dict[str, Any], page: str) -> None:
+    figures = headlines(warehouse["pipeline"])
+    with warehouse["pipeline"].sql_client() as client, client.execute_query(
+        f"select * from {client.make_qualified_table_name('headline_figures')}"
+    ) as cursor:
+        row = dict(zip([d[0] for d in cursor.description], cursor.fetchall()[0]))
+    assert dataclasses.asdict(figures) == row
+    text = html.unescape(page)
+    for shown in (f"{row['vouchers_issued']:,} vouchers", f"{row['amount_paid']:,.2f} paid",
+                  f"breakage) {row['value_expired_unused']:,.2f}", f"{row['vouchers_expiring_90_days']:,} worth "
+                  f"{row['value_expiring_90_days']:,.2f} within 90 days"):
+        assert shown in text

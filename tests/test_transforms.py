@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,11 @@ from tests.postgres import database_dsn
 
 # every model of the dbt project: name -> layer (staging, intermediate, marts)
 MODELS = {path.stem: path.parent.name for path in sorted((TRANSFORMS_DIR / "models").glob("*/*.sql"))}
+# models dbt inlines into those that read them (no relation of their own): they carry the run's vars
+EPHEMERAL = {name for name in MODELS
+             if 'materialized="ephemeral"' in next((TRANSFORMS_DIR / "models").glob(f"*/{name}.sql")).read_text()}
+# models that are relations in the warehouse
+RELATIONS = {name: layer for name, layer in MODELS.items() if name not in EPHEMERAL}
 
 MART_KEYS = {
     "voucher_status": ("voucher_id",),
@@ -39,6 +45,10 @@ MART_KEYS = {
     "partner_utilization": ("partner_name",),
     "program_utilization": ("program_name",),
     "expiry_calendar": ("expiry_month", "partner_name", "program_name"),
+    "headline_figures": ("as_of_date",),
+    "idle_purchases": ("purchase_id",),
+    "redemptions_by_month": ("used_month",),
+    "expiry_by_month": ("expiry_month",),
 }
 STATUSES = ("used", "deactivated", "expired_unused", "reserved", "assigned_unused", "unassigned")
 REDEEMABLE = ("reserved", "assigned_unused", "unassigned")
@@ -172,7 +182,7 @@ def expected(tenant: Tenant) -> dict[str, Any]:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(RELATIONS))
 def test_every_model_is_identical_on_duckdb_and_postgres(
     model: str, duckdb_warehouse: Any, postgres_warehouse: Any
 ) -> None:
@@ -380,15 +390,146 @@ def test_value_falls_back_to_program_cost_then_exam_price(
     }
 
 
-def test_headlines_give_the_used_share_and_breakage(
+def utc_date_of(record: dict[str, Any], *path: str) -> dt.date | None:
+    """The UTC date of a nested timestamp field of a record (``"usedBy", "usedDateUtc"``), None if absent."""
+    value: Any = record
+    for key in path:
+        value = (value or {}).get(key)
+    return utc_date(value) if value else None
+
+
+def value_of(voucher: dict[str, Any], purchases: dict[str, Any]) -> decimal.Decimal:
+    return value_per_voucher(purchases[voucher["voucherPurchaseCode"]])
+
+
+def test_headline_figures_are_the_tenants_totals(
     duckdb_warehouse: Any, expected: dict[str, Any], tenant: Tenant
 ) -> None:
     statuses = Counter(expected["statuses"].values())
+    purchases = expected["purchases"]
+    redeemable = [v for v in tenant.records("vouchers") if expected["statuses"][v["id"]] in REDEEMABLE]
+    days_left = {v["id"]: (utc_date(v["expirationDateUtc"]) - tenant.today).days for v in redeemable}
+    within = {days: [v for v in redeemable if 0 <= days_left[v["id"]] <= days] for days in (30, 90)}
+    figures = headlines(duckdb_warehouse)
+    assert figures.as_of_date == tenant.today and figures.reporting_timezone == "UTC"
+    assert (figures.purchases, figures.vouchers_issued) == (len(purchases), len(expected["statuses"]))
+    assert (figures.vouchers_used, figures.vouchers_redeemable, figures.vouchers_expired_unused,
+            figures.vouchers_deactivated) == (statuses["used"], sum(statuses[s] for s in REDEEMABLE),
+                                              statuses["expired_unused"], statuses["deactivated"])
+    assert figures.utilization_rate == (decimal.Decimal(statuses["used"]) / len(expected["statuses"])).quantize(
+        decimal.Decimal("0.0001"), decimal.ROUND_HALF_UP)
+    assert figures.amount_paid == sum(money(decimal.Decimal(str(p["amountPaid"] or 0))) for p in purchases.values())
+    assert figures.value_expired_unused == sum(money(v["expired_unused"]) for v in expected["values"].values()) > 0
+    assert figures.value_used == sum(money(v["used"]) for v in expected["values"].values())
+    assert within[30] and len(within[90]) > len(within[30])
+    assert (figures.vouchers_expiring_30_days, figures.value_expiring_30_days) == (
+        len(within[30]), money(sum(value_of(v, purchases) for v in within[30])))
+    assert (figures.vouchers_expiring_90_days, figures.value_expiring_90_days) == (
+        len(within[90]), money(sum(value_of(v, purchases) for v in within[90])))
+    assigned = sum(1 for v in within[90] if v.get("recipientEmail") or v.get("assignedDateUtc"))
+    assert figures.vouchers_assigned_expiring_90_days == assigned
+
+
+def test_headline_sentences_say_the_used_share_and_breakage(duckdb_warehouse: Any, expected: dict[str, Any]) -> None:
+    statuses = Counter(expected["statuses"].values())
     breakage = sum(money(v["expired_unused"]) for v in expected["values"].values())
-    lines = headlines(duckdb_warehouse, tenant.today).sentences()
-    assert 2 <= len(lines) <= 3
+    lines = headlines(duckdb_warehouse).sentences()
+    assert len(lines) == 3
     assert f"{statuses['used']:,} used ({100 * statuses['used'] / len(expected['statuses']):.1f}%)" in lines[0]
     assert f"lost to expiry (breakage) {breakage:,.2f}" in lines[1]
+
+
+def idle_from_records(tenant: Tenant, expected: dict[str, Any], idle_after: int = 90) -> dict[str, tuple]:
+    """Per idle purchase code: (redeemable value, redeemable vouchers, days idle), by the rule of docs/marts.md."""
+    purchases = expected["purchases"]
+    last_used: dict[str, dt.date] = {}
+    for voucher in tenant.records("vouchers"):
+        used_on = utc_date_of(voucher, "usedBy", "usedDateUtc")
+        code = voucher["voucherPurchaseCode"]
+        if used_on and (code not in last_used or used_on > last_used[code]):
+            last_used[code] = used_on
+    idle = {}
+    for code, purchase in purchases.items():
+        redeemable = sum(expected["counts"][code][s] for s in REDEEMABLE)
+        since = last_used.get(code) or utc_date(purchase["purchaseDateUtc"])
+        days = (tenant.today - since).days
+        if redeemable and days > idle_after:
+            idle[code] = (money(sum(expected["values"][code][s] for s in REDEEMABLE)), redeemable, days)
+    return idle
+
+
+def test_idle_purchases_are_ranked_by_redeemable_value(
+    duckdb_warehouse: Any, expected: dict[str, Any], tenant: Tenant
+) -> None:
+    want = idle_from_records(tenant, expected)
+    ranked = sorted(want, key=lambda code: (-want[code][0], -want[code][1], code))
+    got = query(duckdb_warehouse, "select idle_rank, purchase_code, value_redeemable, vouchers_redeemable, days_idle "
+                                  "from {ds}.idle_purchases order by idle_rank")
+    assert len(want) > 10, "too few idle purchases in the tenant to rank"
+    assert got == [(rank, code, *want[code]) for rank, code in enumerate(ranked, start=1)]
+    [(count, value)] = query(duckdb_warehouse, "select purchases_idle, value_idle from {ds}.headline_figures")
+    assert (count, value) == (len(want), sum(v for v, _, _ in want.values()))
+
+
+def test_a_purchase_bought_or_used_in_the_idle_period_is_not_idle(
+    duckdb_warehouse: Any, expected: dict[str, Any], tenant: Tenant
+) -> None:
+    recent = {code for code, purchase in expected["purchases"].items()
+              if (tenant.today - utc_date(purchase["purchaseDateUtc"])).days <= 90
+              and sum(expected["counts"][code][s] for s in REDEEMABLE) > 0}
+    unused = {code for code in recent if not expected["counts"][code]["used"]}
+    assert unused, "no recent purchase with redeemable, never used vouchers: nothing is tested"
+    idle = {code for (code,) in query(duckdb_warehouse, "select purchase_code from {ds}.idle_purchases")}
+    assert not idle & recent
+    flags = dict(query(duckdb_warehouse, "select purchase_code, is_idle from {ds}.voucher_utilization"))
+    assert {code for code, flag in flags.items() if flag} == idle
+
+
+def every_month(first: dt.date, last: dt.date) -> list[dt.date]:
+    months, month = [], first.replace(day=1)
+    while month <= last:
+        months.append(month)
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+    return months
+
+
+def test_redemptions_by_month_count_every_used_voucher_in_every_month(
+    duckdb_warehouse: Any, expected: dict[str, Any], tenant: Tenant
+) -> None:
+    used = [v for v in tenant.records("vouchers") if v["isUsed"] and utc_date_of(v, "usedBy", "usedDateUtc")]
+    counts: Counter = Counter()
+    values: dict[dt.date, decimal.Decimal] = defaultdict(decimal.Decimal)
+    for voucher in used:
+        month = utc_date_of(voucher, "usedBy", "usedDateUtc").replace(day=1)
+        counts[month] += 1
+        values[month] += value_of(voucher, expected["purchases"])
+    rows = query(duckdb_warehouse, "select used_month, vouchers_used, value_used from {ds}.redemptions_by_month "
+                                   "order by used_month")
+    months = every_month(min(counts), tenant.today)
+    assert [row[0] for row in rows] == months, "not every month from the first use to the as-of month"
+    assert {m: (n, v) for m, n, v in rows if n} == {m: (n, money(values[m])) for m, n in counts.items()}
+
+
+def test_expiry_by_month_lists_every_month_and_what_expires_in_it(
+    duckdb_warehouse: Any, expected: dict[str, Any], tenant: Tenant
+) -> None:
+    by_month: dict[dt.date, Counter] = defaultdict(Counter)
+    for voucher in tenant.records("vouchers"):
+        status = expected["statuses"][voucher["id"]]
+        if status in (*REDEEMABLE, "expired_unused"):
+            month = utc_date(voucher["expirationDateUtc"]).replace(day=1)
+            by_month[month][status] += 1
+            by_month[month]["redeemable" if status in REDEEMABLE else "expired"] += 1
+    rows = query(duckdb_warehouse, "select expiry_month, vouchers_expiring, vouchers_expired_unused, "
+                                   "vouchers_redeemable, vouchers_reserved, vouchers_assigned_unused, "
+                                   "vouchers_unassigned from {ds}.expiry_by_month order by expiry_month")
+    months = every_month(min(by_month), max(by_month))
+    assert [row[0] for row in rows] == months
+    assert len(months) > len(by_month), "no month without expiries in the tenant: the gaps are not tested"
+    assert {row[0]: row[1:] for row in rows} == {
+        m: (c["redeemable"] + c["expired"], c["expired"], c["redeemable"], c["reserved"], c["assigned_unused"],
+            c["unassigned"]) for m, c in ((m, by_month.get(m, Counter())) for m in months)
+    }
 
 
 # -- how models are built --------------------------------------------------------------------
@@ -401,11 +542,11 @@ def relation_kinds(pipeline: Any, schema: str | None = None) -> dict[str, str]:
             "select table_name, table_type from information_schema.tables where table_schema = %s",
             schema or client.dataset_name,
         )
-    return {name: "view" if kind == "VIEW" else "table" for name, kind in rows if name in MODELS}
+    return {name: "view" if kind == "VIEW" else "table" for name, kind in rows if name in RELATIONS}
 
 
 def test_staging_and_intermediate_models_are_views_and_marts_tables(duckdb_warehouse: Any) -> None:
-    want = {name: "table" if layer == "marts" else "view" for name, layer in MODELS.items()}
+    want = {name: "table" if layer == "marts" else "view" for name, layer in RELATIONS.items()}
     assert relation_kinds(duckdb_warehouse) == want
     assert set(want.values()) == {"view", "table"}
 
@@ -414,7 +555,7 @@ def test_staging_tables_of_an_earlier_run_are_replaced_by_views(
     duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path
 ) -> None:
     pipeline = copy_of(duckdb_warehouse, tmp_path)
-    views = [name for name, layer in MODELS.items() if layer != "marts"]
+    views = [name for name, layer in RELATIONS.items() if layer != "marts"]
     with pipeline.sql_client() as client:
         q = client.make_qualified_table_name
         for name in views:  # what runs before views were introduced left: tables
@@ -431,10 +572,11 @@ def test_staging_tables_of_an_earlier_run_are_replaced_by_views(
 
 def test_run_transforms_returns_seconds_for_every_model_in_build_order(duckdb_build: Any) -> None:
     timings = duckdb_build[1]
-    assert set(timings) == set(MODELS)
+    assert set(timings) == set(RELATIONS)
     order = list(timings)
     assert order.index("stg_vouchers") < order.index("voucher_status") < order.index("voucher_expiry")
-    assert order.index("int_purchase_totals") < order.index("partner_utilization")
+    assert order.index("voucher_utilization") < order.index("partner_utilization")
+    assert order.index("voucher_utilization") < min(order.index("idle_purchases"), order.index("headline_figures"))
     assert all(seconds >= 0 for seconds in timings.values())
 
 
@@ -454,11 +596,11 @@ def test_certiverse_transform_rebuilds_the_marts_of_a_duckdb_file(
                  "--as-of", tenant.today.isoformat()])
     out = capsys.readouterr().out
     assert code == 0
-    assert f"Built {len(MODELS)} models" in out and "expiry_calendar" in out
+    assert f"Built {len(RELATIONS)} models" in out and "expiry_calendar" in out
     assert query(pipeline, "select count(*) from {ds}.expiry_calendar")[0][0] > 0
 
 
-DOWNSTREAM_OF_VOUCHER_STATUS = {name for name, layer in MODELS.items() if layer == "marts"} | {"int_purchase_totals"}
+DOWNSTREAM_OF_VOUCHER_STATUS = {name for name, layer in MODELS.items() if layer == "marts"}
 
 
 def test_select_passes_through_and_rebuilds_only_the_selected_models(
@@ -502,7 +644,7 @@ def test_a_failing_model_leaves_the_previous_duckdb_marts_under_their_names(
     duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path
 ) -> None:
     pipeline = copy_of(duckdb_warehouse, tmp_path)
-    before = {name: table(pipeline, name) for name, layer in MODELS.items() if layer == "marts"}
+    before = {name: table(pipeline, name) for name, layer in RELATIONS.items() if layer == "marts"}
     later = tenant.today + dt.timedelta(days=400)
     # expiry_calendar fails after voucher_status and voucher_expiry were built for the later date
     with pytest.raises(TransformError, match="expiry_calendar failed"):
@@ -666,7 +808,7 @@ def _run_catching(pipeline: Any, as_of: dt.date, errors: list[BaseException]) ->
 def test_a_failing_model_leaves_the_postgres_marts_as_they_were(
     postgres_readers: Any, tenant: Tenant, tmp_path: Path
 ) -> None:
-    before = {name: table(postgres_readers, name) for name in MODELS if MODELS[name] != "staging"}
+    before = {name: table(postgres_readers, name) for name in RELATIONS if RELATIONS[name] != "staging"}
     with pytest.raises(TransformError, match="expiry_calendar failed"):
         run_transforms(postgres_readers, other_as_of(postgres_readers, tenant),
                        project_dir=broken_project(tmp_path, "expiry_calendar"))
@@ -679,20 +821,48 @@ def test_select_on_postgres_builds_out_of_sight_and_reads_the_rest_in_the_datase
     postgres_readers: Any, tenant: Tenant
 ) -> None:
     new_as_of = other_as_of(postgres_readers, tenant)
-    # the marts and int_purchase_totals are built; the staging and intermediate views they read stay in the dataset
+    # the marts are built (the ephemeral models inlined, with the new as-of date); the staging and
+    # intermediate views they read stay in the dataset
     timings = run_transforms(postgres_readers, new_as_of, select="voucher_status+").model_seconds
     assert set(timings) == DOWNSTREAM_OF_VOUCHER_STATUS
     assert query(postgres_readers, "select max(as_of_date) from {ds}.voucher_expiry") == [(new_as_of,)]
     assert relation_kinds(postgres_readers, "certiverse_build") == {}
-    assert set(relation_kinds(postgres_readers)) == set(MODELS)
+    assert set(relation_kinds(postgres_readers)) == set(RELATIONS)
 
 
 @pytest.mark.postgres
 def test_a_second_run_on_postgres_replaces_views_that_read_views(postgres_warehouse: Any, tenant: Tenant) -> None:
     before = query(postgres_warehouse, "select count(*) from {ds}.voucher_status")
     run_transforms(postgres_warehouse, tenant.today)
-    assert relation_kinds(postgres_warehouse)["int_purchases"] == "view"
+    assert relation_kinds(postgres_warehouse)["int_partners"] == "view"  # reads the view stg_partners
     assert query(postgres_warehouse, "select count(*) from {ds}.voucher_status") == before
+
+
+@pytest.mark.postgres
+def test_views_of_models_the_project_no_longer_builds_do_not_block_the_swap(
+    postgres_readers: Any, tenant: Tenant
+) -> None:
+    # what an earlier version left: an intermediate view over a mart, and one that is now ephemeral
+    query(postgres_readers, "create view {ds}.int_purchase_totals as select * from {ds}.voucher_utilization")
+    query(postgres_readers, "create view {ds}.int_purchases as select * from {ds}.stg_purchases")
+    run_transforms(postgres_readers, other_as_of(postgres_readers, tenant))
+    left = {name for (name,) in query(postgres_readers, "select table_name from information_schema.tables "
+                                                        "where table_schema = 'certiverse'")}
+    assert not {"int_purchase_totals", "int_purchases"} & left
+    assert set(RELATIONS) <= left
+
+
+def test_views_of_models_the_project_no_longer_builds_are_dropped_on_duckdb(
+    duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path
+) -> None:
+    pipeline = copy_of(duckdb_warehouse, tmp_path)
+    query(pipeline, "create view {ds}.int_purchase_totals as select * from {ds}.voucher_utilization")
+    run_transforms(pipeline, tenant.today)
+    assert "int_purchase_totals" not in relation_kinds_all(pipeline)
+
+
+def relation_kinds_all(pipeline: Any) -> set[str]:
+    return {name for (name,) in query(pipeline, "select table_name from information_schema.tables")}
 
 
 # -- the SQL ---------------------------------------------------------------------------------
@@ -708,3 +878,31 @@ def test_models_follow_the_house_sql_rules(path: Path) -> None:
     assert sql.rstrip().endswith(("select * from final", "select * from renamed"))
     if path.parent.name != "staging":
         assert "_dlt" not in lowered and "source(" not in lowered, "only staging models touch raw tables"
+
+
+LAYERS = ("staging", "intermediate", "marts")
+
+
+@pytest.mark.parametrize("path", sorted((TRANSFORMS_DIR / "models").glob("*/*.sql")), ids=lambda p: p.stem)
+def test_layers_read_one_way(path: Path) -> None:
+    """Staging reads only raw tables, intermediate reads staging and intermediate, marts read anything."""
+    layer = LAYERS.index(path.parent.name)
+    read = re.findall(r"""ref\(\s*["'](\w+)["']\s*\)""", path.read_text())
+    upward = [name for name in read if LAYERS.index(MODELS[name]) > layer]
+    assert not upward, f"{path.stem} ({path.parent.name}) reads {upward}, a later layer"
+
+
+# each business term's defining expression, and how many files of the project may hold it (one)
+TERMS = {
+    "redeemable": r"in \('reserved', 'assigned_unused', 'unassigned'\)",
+    "expired unused": r"expires_on < ",
+    "breakage": r"when \{\{ is_expired_unused \}\} then|when is_expired\w* then \w*value",
+    "idle": r"days_idle \}\} >|days_idle > ",
+}
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_each_business_term_is_defined_in_one_place(term: str) -> None:
+    files = sorted((TRANSFORMS_DIR / "models").rglob("*.sql")) + sorted((TRANSFORMS_DIR / "macros").rglob("*.sql"))
+    holding = [path.name for path in files if re.search(TERMS[term], path.read_text())]
+    assert len(holding) == 1, f"{term!r} is written in {holding}"

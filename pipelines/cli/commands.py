@@ -82,7 +82,7 @@ def _build_and_publish(context: RunContext, phases: Phases, as_of: dt.date | Non
     transform = context.on_warehouse(run_transforms, context, as_of, select=select)
     phases.update(transform.phases)
     with phases.time("headlines"):
-        figures = context.on_warehouse(headlines, context, as_of)
+        figures = context.on_warehouse(headlines, context)
     with phases.time("publish"):
         publication = context.on_warehouse(publish, context)
     return transform, figures, publication
@@ -199,8 +199,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_summary(CommandSummary("demo", time.perf_counter() - started, phases.as_dict(), load=load,
                                   transform=transform, headlines=figures, publication=publication))
     published = publication.duckdb_file if publication else context.warehouse.duckdb_file
-    print(f"Marts built: voucher_utilization, voucher_expiry, partner/program utilization, expiry_calendar "
-          f"(see docs/marts.md). Query the published copy (read-only, never in the loader's way):\n"
+    print(f"Marts built: headline_figures, voucher_utilization, idle_purchases, voucher_expiry, partner/program "
+          f"utilization, expiry_calendar, expiry_by_month, redemptions_by_month (see docs/marts.md).\n"
+          f"Query the published copy (read-only, never in the loader's way):\n"
           f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{Path(published).name}', read_only=True)"
           f".sql('select * from program_utilization'))\"")
     return EXIT_OK

@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the dbt project in transforms/ (staging, then marts such as "
         "voucher_utilization and voucher_expiry, then their tests) on the destination, in the loaded dataset "
         "(staging and intermediate as views, marts as tables), print headline numbers, and (DuckDB) publish the "
-        "copy readers open (see `certiverse publish`). "
-        "See docs/marts.md.",
+        "copy readers open (see `certiverse publish`). Dates and months are cut in the reporting time zone, "
+        "[marts] timezone in .dlt/config.toml (env MARTS__TIMEZONE; default UTC). "
+        "See docs/marts.md and docs/analysts.md.",
     )
     _add_destination_args(transform)
     _add_as_of_arg(transform)
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_destination_args(report)
     report.add_argument("--output", default="certiverse_report.html", help="HTML file to write")
     report.add_argument("--as-of", type=_date,
-                        help="YYYY-MM-DD that windows count from (default: the date the marts were built for)")
+                        help="YYYY-MM-DD the page must be as of: the marts must have been built for that date "
+                        "(`certiverse transform --as-of`); the page only shows what the marts hold")
     report.set_defaults(handler=handlers.cmd_report)
 
     purchase = commands.add_parser(
@@ -235,7 +237,7 @@ def _add_load_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_as_of_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", type=_date, help="YYYY-MM-DD that expiry is judged against (default: the API's date "
-                        "at the last load, from its Date header; today, UTC, if none said)")
+                        "at the last load, from its Date header, in the reporting time zone; today there if none said)")
 
 
 def _add_select_arg(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ what the comparison relies on.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -40,6 +41,18 @@ def tables(client: Any) -> set[str]:
         "select table_name from information_schema.tables where table_schema = %s", client.dataset_name
     )
     return {name for (name,) in rows or ()}
+
+
+def last_successful_load(client: Any) -> dt.datetime | None:
+    """When the destination last completed a load (from dlt's `_dlt_loads`), through an open SQL client."""
+    if "_dlt_loads" not in tables(client):
+        return None
+    row = client.execute_sql(f"select max(inserted_at) from {client.make_qualified_table_name('_dlt_loads')} "
+                             "where status = 0")
+    value = row[0][0] if row else None
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
 
 
 def columns(client: Any, table: str) -> set[str]:

@@ -2,8 +2,10 @@
 
 The page needs no network to be viewed: charts are inline SVG drawn by
 ``pipelines.reporting.charts``, styles are inline, and no font, script or image is fetched.
-All numbers come from the marts (docs/marts.md) through the run context's SQL client,
-in SQL that runs on DuckDB and Postgres alike.
+Every number comes from a mart (docs/marts.md) through the run context's SQL client: the SQL here
+selects rows (``where``, ``order by``), it never sums or groups; what the page shows is what
+dbt built and tested, and what a BI tool reading the same marts sees. The marts are declared
+as this page's dbt exposure (``transforms/models/marts/exposures.yml``).
 """
 
 from __future__ import annotations
@@ -13,70 +15,88 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from ..context import RunContext
 from .charts import Column, Segment, StackedRow, month_columns, stacked_bars
-from .headlines import date_literal, headlines
+from .headlines import Headlines, headlines
 
 log = logging.getLogger(__name__)
 
-MARTS = ("voucher_status", "voucher_utilization", "voucher_expiry", "partner_utilization",
-         "program_utilization", "expiry_calendar")
-IDLE_DAYS = 90  # a purchase none of whose vouchers was used in this many days is idle
+# the marts the page reads (its exposure in transforms/models/marts/exposures.yml lists the same)
+MARTS = ("headline_figures", "program_utilization", "partner_utilization", "redemptions_by_month",
+         "expiry_by_month", "idle_purchases")
 TOP_IDLE = 10
 MAX_BARS = 25  # partners/programs drawn, largest by vouchers issued
 REDEMPTION_MONTHS = 60  # months of redemptions drawn, up to the as-of month
 CALENDAR_BEFORE, CALENDAR_AFTER = 48, 36  # months of the expiry calendar drawn around the as-of month
+UPCOMING_MONTHS = 12
 
 USED, REDEEMABLE, EXPIRED, DEACTIVATED = "#2e7d5b", "#4a7fc1", "#d9822b", "#a3a9b3"
 BREAKAGE, AT_RISK = "#c0504d", "#e0a93b"
 STATUS_LEGEND = (("used", USED), ("redeemable", REDEEMABLE), ("expired unused", EXPIRED),
                  ("deactivated", DEACTIVATED))
 
+# columns read, in this order, from each mart
+UTILIZATION = ("vouchers_issued", "vouchers_used", "vouchers_redeemable", "vouchers_expired_unused",
+               "vouchers_deactivated", "utilization_rate", "value_redeemable", "value_expired_unused")
+CALENDAR = ("vouchers_expiring", "vouchers_expired_unused", "vouchers_redeemable", "vouchers_reserved",
+            "vouchers_assigned_unused", "vouchers_unassigned", "value_expiring", "value_expired_unused",
+            "value_redeemable")
+IDLE = ("purchase_code", "partner_name", "program_name", "purchased_on", "vouchers_issued", "vouchers_redeemable",
+        "value_redeemable", "last_used_on", "days_idle", "next_expiry_on")
+
 
 class ReportError(RuntimeError):
-    """The marts the report reads are missing."""
+    """The marts the report reads are missing, or were built for another as-of date."""
 
 
 @dataclass
 class ReportData:
-    """Everything the page shows, as plain rows read from the marts."""
+    """Everything the page shows, as rows read from the marts."""
 
-    as_of: dt.date
-    built_for: dt.date
-    headlines: list[str]
-    programs: list[tuple[Any, ...]]
-    partners: list[tuple[Any, ...]]
-    redemptions: dict[dt.date, tuple[int, float]]  # month -> (vouchers used, value used)
-    calendar: dict[dt.date, tuple[Any, ...]]  # month -> (expiring, expired, assigned, reserved, value, value expired)
-    idle: list[tuple[Any, ...]]
+    figures: Headlines
+    programs: list[tuple[Any, ...]]  # (program_name, *UTILIZATION)
+    partners: list[tuple[Any, ...]]  # (partner_name, *UTILIZATION)
+    redemptions: dict[dt.date, tuple[int, Decimal]]  # month -> (vouchers used, value used)
+    calendar: dict[dt.date, tuple[Any, ...]]  # month -> CALENDAR
+    idle: list[tuple[Any, ...]]  # IDLE, the TOP_IDLE first by idle_rank
     dataset: str
     destination: str
 
+    @property
+    def as_of(self) -> dt.date:
+        """The as-of date the marts were built for."""
+        return self.figures.as_of_date
+
 
 def read_report_data(context: RunContext, as_of: dt.date | None = None) -> ReportData:
-    """Read the report's numbers from the marts; ``as_of`` defaults to the date the marts were built for."""
+    """Read the report's rows from the marts. ``as_of``, when given, must be the date the marts
+    were built for: the page shows what they hold, and they hold one as-of date."""
     path = context.warehouse.duckdb_file
     if path and not os.path.exists(path):
         raise ReportError(f"no DuckDB file at {path}: load it and build the marts with `certiverse run` "
                           "(or `certiverse load`, then `certiverse transform`)")
     with context.sql_client() as client:
         _check_marts(client)
-        q = client.make_qualified_table_name
-        built_for = _as_date(client.execute_sql(f"select max(as_of_date) from {q('voucher_status')}")[0][0])
-        as_of = as_of or built_for or dt.datetime.now(dt.UTC).date()
+        figures = headlines(client)
+        if as_of is not None and as_of != figures.as_of_date:
+            raise ReportError(f"the marts were built for {figures.as_of_date}, not {as_of}: build them for that date "
+                              f"with `certiverse transform --as-of {as_of}`, then write the report")
         return ReportData(
-            as_of=as_of,
-            built_for=built_for,
-            headlines=headlines(client, as_of).sentences(),
-            programs=_utilization(client, "program_utilization", "program_name"),
-            partners=_utilization(client, "partner_utilization", "partner_name"),
-            redemptions=_redemptions(client),
-            calendar=_calendar(client),
-            idle=_idle(client, as_of),
+            figures=figures,
+            programs=_select(client, "program_utilization", ("program_name", *UTILIZATION),
+                             "where vouchers_issued > 0 order by vouchers_issued desc, program_name"),
+            partners=_select(client, "partner_utilization", ("partner_name", *UTILIZATION),
+                             "where vouchers_issued > 0 order by vouchers_issued desc, partner_name"),
+            redemptions={_as_date(m): (int(n), v) for m, n, v in _select(
+                client, "redemptions_by_month", ("used_month", "vouchers_used", "value_used"))},
+            calendar={_as_date(row[0]): tuple(row[1:]) for row in _select(
+                client, "expiry_by_month", ("expiry_month", *CALENDAR))},
+            idle=_select(client, "idle_purchases", IDLE, f"where idle_rank <= {TOP_IDLE} order by idle_rank"),
             dataset=client.dataset_name,
             destination=context.warehouse.destination,
         )
@@ -92,97 +112,10 @@ def _check_marts(client: Any) -> None:
                           "run `certiverse transform` (or `certiverse run`) first")
 
 
-def _utilization(client: Any, mart: str, name: str) -> list[tuple[Any, ...]]:
-    """(name, issued, used, redeemable, expired unused, deactivated, rate, value redeemable, breakage) per name."""
-    return client.execute_sql(
-        f"""
-        select
-            {name},
-            vouchers_issued,
-            vouchers_used,
-            vouchers_assigned_unused + vouchers_reserved + vouchers_unassigned,
-            vouchers_expired_unused,
-            vouchers_deactivated,
-            utilization_rate,
-            value_redeemable,
-            value_expired_unused
-        from {client.make_qualified_table_name(mart)}
-        where vouchers_issued > 0
-        order by vouchers_issued desc, {name}
-        """
-    )
-
-
-def _redemptions(client: Any) -> dict[dt.date, tuple[int, float]]:
-    rows = client.execute_sql(
-        f"""
-        select
-            cast(extract(year from used_on) as integer),
-            cast(extract(month from used_on) as integer),
-            count(*),
-            sum(voucher_value)
-        from {client.make_qualified_table_name('voucher_status')}
-        where voucher_status = 'used' and used_on is not null
-        group by 1, 2
-        """
-    )
-    return {dt.date(int(y), int(m), 1): (int(n), round(float(v or 0), 2)) for y, m, n, v in rows}
-
-
-def _calendar(client: Any) -> dict[dt.date, tuple[Any, ...]]:
-    rows = client.execute_sql(
-        f"""
-        select
-            expiry_month,
-            sum(vouchers_expiring),
-            sum(vouchers_expired),
-            sum(vouchers_assigned),
-            sum(vouchers_reserved),
-            sum(value_expiring),
-            sum(value_expired)
-        from {client.make_qualified_table_name('expiry_calendar')}
-        group by expiry_month
-        """
-    )
-    return {_as_date(m): (*(int(n) for n in counts), float(v), float(e)) for m, *counts, v, e in rows}
-
-
-def _idle(client: Any, as_of: dt.date) -> list[tuple[Any, ...]]:
-    """Purchases with redeemable vouchers and no use since ``as_of`` - IDLE_DAYS, most redeemable value first."""
-    q = client.make_qualified_table_name
-    cutoff = date_literal(as_of - dt.timedelta(days=IDLE_DAYS))
-    return client.execute_sql(
-        f"""
-        with last_use as (
-            select purchase_id, max(used_on) as last_used_on
-            from {q('voucher_status')}
-            group by purchase_id
-        ),
-        next_expiry as (
-            select purchase_code, min(expires_on) as next_expires_on
-            from {q('voucher_expiry')}
-            where not is_expired
-            group by purchase_code
-        )
-        select
-            u.purchase_code,
-            u.partner_name,
-            u.program_name,
-            u.purchased_on,
-            u.vouchers_issued,
-            u.vouchers_assigned_unused + u.vouchers_reserved + u.vouchers_unassigned as vouchers_redeemable,
-            u.value_redeemable,
-            l.last_used_on,
-            n.next_expires_on
-        from {q('voucher_utilization')} as u
-        left join last_use as l on l.purchase_id = u.purchase_id
-        left join next_expiry as n on n.purchase_code = u.purchase_code
-        where u.vouchers_assigned_unused + u.vouchers_reserved + u.vouchers_unassigned > 0
-            and (l.last_used_on is null or l.last_used_on < {cutoff})
-        order by u.value_redeemable desc, vouchers_redeemable desc, u.purchase_code
-        limit {TOP_IDLE}
-        """
-    )
+def _select(client: Any, mart: str, columns: Sequence[str], clauses: str = "") -> list[tuple[Any, ...]]:
+    """Rows of one mart: the ``columns``, filtered and ordered by ``clauses`` (never grouped)."""
+    sql = f"select {', '.join(columns)} from {client.make_qualified_table_name(mart)} {clauses}"
+    return [tuple(row) for row in client.execute_sql(sql) or ()]
 
 
 def _as_date(value: Any) -> Any:
@@ -231,18 +164,24 @@ def redemptions_chart(data: ReportData) -> tuple[str, str]:
     months = _months(max(min(data.redemptions), _month(last, 1 - REDEMPTION_MONTHS)), last)
     columns = []
     for month in months:
-        count, value = data.redemptions.get(month, (0, 0.0))
+        count, value = data.redemptions.get(month, (0, Decimal(0)))  # the mart has every month up to the as-of one
         columns.append(Column(
             month, (Segment("used", "vouchers used", count, USED),),
             {"data-month": month.strftime("%Y-%m"), "data-value": str(count), "data-value-used": f"{value:.2f}"},
             f"{month:%b %Y}: {count:,} vouchers used, value {value:,.2f}",
         ))
-    earlier = [v for m, v in data.redemptions.items() if m < months[0]]
-    caption = (f"Before {months[0]:%b %Y} (not drawn): {sum(n for n, _ in earlier):,} vouchers used."
-               if earlier else "")
+    caption = (f"Months before {months[0]:%b %Y} are not drawn; every month is in the mart redemptions_by_month."
+               if min(data.redemptions) < months[0] else "")
     svg = month_columns("redemptions", "Vouchers used per month", columns, (("vouchers used", USED),),
                         marker=(data.as_of, f"as of {data.as_of}"))
     return svg, caption
+
+
+def _calendar_row(data: ReportData, month: dt.date) -> dict[str, Any]:
+    """One month of ``expiry_by_month`` by column name. The mart has every month from the first
+    to the last expiry month; before and after those nothing expires: zeros."""
+    row = data.calendar.get(month) or (0,) * 6 + (Decimal(0),) * 3
+    return dict(zip(CALENDAR, row))
 
 
 def expiry_chart(data: ReportData) -> tuple[str, str]:
@@ -254,69 +193,77 @@ def expiry_chart(data: ReportData) -> tuple[str, str]:
     months = _months(first, max(first, last))
     columns = []
     for month in months:
-        n, expired_n, assigned, _, value, expired = data.calendar.get(month, (0, 0, 0, 0, 0.0, 0.0))
+        row = _calendar_row(data, month)
+        value, expired, at_risk = row["value_expiring"], row["value_expired_unused"], row["value_redeemable"]
         columns.append(Column(
             month,
-            (Segment("expired", "expired unused", expired, BREAKAGE),
-             Segment("at_risk", "at risk", round(value - expired, 2), AT_RISK)),
+            (Segment("expired", "expired unused", float(expired), BREAKAGE),
+             Segment("at_risk", "at risk", float(at_risk), AT_RISK)),
             {"data-month": month.strftime("%Y-%m"), "data-value": f"{value:.2f}",
-             "data-value-expired": f"{expired:.2f}", "data-vouchers": str(n)},
-            f"{month:%b %Y}: {n:,} vouchers expiring ({expired_n:,} already expired, {assigned:,} assigned), "
-            f"value {value:,.2f} of which {value - expired:,.2f} still at risk",
+             "data-value-expired": f"{expired:.2f}", "data-value-at-risk": f"{at_risk:.2f}",
+             "data-vouchers": str(row["vouchers_expiring"])},
+            f"{month:%b %Y}: {row['vouchers_expiring']:,} vouchers expiring ({row['vouchers_expired_unused']:,} "
+            f"expired unused, {row['vouchers_redeemable']:,} still redeemable), value {value:,.2f} of which "
+            f"{at_risk:,.2f} still at risk",
         ))
-    outside = [(m, row) for m, row in data.calendar.items() if not months[0] <= m <= months[-1]]
+    outside = sorted(m for m in data.calendar if not months[0] <= m <= months[-1])
     caption = ""
     if outside:
-        caption = (f"Outside the drawn months: {sum(r[0] for _, r in outside):,} vouchers worth "
-                   f"{sum(r[4] for _, r in outside):,.2f}.")
+        caption = (f"Not drawn: expiry months from {outside[0]:%b %Y} to {outside[-1]:%b %Y} outside the drawn "
+                   "ones; every month is in the mart expiry_by_month.")
     svg = month_columns("expiry-calendar", "Value of unused vouchers by expiry month", columns,
                         (("expired unused (breakage)", BREAKAGE), ("still at risk", AT_RISK)),
                         marker=(data.as_of, f"as of {data.as_of}"), money=True)
     return svg, caption
 
 
-def upcoming_table(data: ReportData, months: int = 12) -> str:
-    """The next ``months`` expiry months from the as-of month, as a table."""
+def upcoming_table(data: ReportData, months: int = UPCOMING_MONTHS) -> str:
+    """The ``months`` expiry months from the as-of month, every one of them: the redeemable vouchers
+    expiring in each, by status, and their value (what expired earlier in the as-of month is
+    breakage, in the chart above)."""
     start = _month(data.as_of)
-    rows = [(m, data.calendar[m]) for m in _months(start, _month(start, months - 1)) if m in data.calendar]
-    if not rows:
-        return f"<p>Nothing expires in the {months} months from {start:%b %Y}.</p>"
     body = "".join(
-        f'<tr data-month="{m:%Y-%m}"><td>{m:%b %Y}</td><td class="num">{n:,}</td><td class="num">{gone:,}</td>'
-        f'<td class="num">{assigned:,}</td><td class="num">{reserved:,}</td>'
-        f'<td class="num">{value - expired:,.2f}</td></tr>'
-        for m, (n, gone, assigned, reserved, value, expired) in rows
+        f'<tr data-month="{m:%Y-%m}" data-vouchers="{row["vouchers_redeemable"]}" '
+        f'data-value="{row["value_redeemable"]:.2f}"><td>{m:%b %Y}</td>'
+        f'<td class="num">{row["vouchers_redeemable"]:,}</td>'
+        f'<td class="num">{row["vouchers_reserved"]:,}</td><td class="num">{row["vouchers_assigned_unused"]:,}</td>'
+        f'<td class="num">{row["vouchers_unassigned"]:,}</td><td class="num">{row["value_redeemable"]:,.2f}</td></tr>'
+        for m, row in ((m, _calendar_row(data, m)) for m in _months(start, _month(start, months - 1)))
     )
     return ('<table data-chart="expiry-upcoming" id="chart-expiry-upcoming"><thead><tr><th>Expiry month</th>'
-            '<th class="num">Vouchers expiring</th><th class="num">already expired</th>'
-            '<th class="num">assigned</th><th class="num">reserved</th><th class="num">Value at risk</th></tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+            '<th class="num">Redeemable vouchers expiring</th><th class="num">reserved</th>'
+            '<th class="num">assigned, unused</th><th class="num">unassigned</th><th class="num">Value at risk</th>'
+            f"</tr></thead><tbody>{body}</tbody></table>")
 
 
 def idle_table(data: ReportData) -> str:
     """The top idle purchases, with a bar of each one's redeemable value."""
+    idle_days = data.figures.idle_after_days
     if not data.idle:
-        return f"<p>No purchase with redeemable vouchers has been idle for {IDLE_DAYS} days.</p>"
+        return f"<p>No purchase with redeemable vouchers has been idle for {idle_days} days.</p>"
     top = max(float(r[6] or 0) for r in data.idle) or 1.0
     rows = []
-    for code, partner, program, bought, issued, redeemable, value, last_used, next_expiry in data.idle:
+    for code, partner, program, bought, issued, redeemable, value, last_used, days, next_expiry in data.idle:
         last_used, bought, next_expiry = _as_date(last_used), _as_date(bought), _as_date(next_expiry)
-        since = last_used or bought
-        idle_days = (data.as_of - since).days if since else None
         rows.append(
-            f'<tr data-purchase-code="{escape(code)}" data-value="{float(value or 0):.2f}" '
-            f'data-vouchers="{int(redeemable)}"><td>{escape(code)}</td><td class="wrap">{escape(partner or "")}</td>'
+            f'<tr data-purchase-code="{escape(code)}" data-value="{value:.2f}" data-vouchers="{int(redeemable)}" '
+            f'data-days-idle="{days}"><td>{escape(code)}</td><td class="wrap">{escape(partner or "")}</td>'
             f"<td class=\"wrap\">{escape(program or '')}</td><td>{bought or ''}</td>"
             f'<td class="num">{int(redeemable):,} of {int(issued):,}</td>'
-            f'<td class="num"><span class="cellbar" style="width:{60 * float(value or 0) / top:.0f}px"></span>'
-            f"{float(value or 0):,.2f}</td><td>{last_used or 'never'}</td>"
-            f'<td class="num">{idle_days if idle_days is not None else ""}</td><td>{next_expiry or ""}</td></tr>'
+            f'<td class="num"><span class="cellbar" style="width:{60 * float(value) / top:.0f}px"></span>'
+            f"{value:,.2f}</td><td>{last_used or 'never'}</td>"
+            f'<td class="num">{days:,}</td><td>{next_expiry or ""}</td></tr>'
         )
+    shown = ""
+    if data.figures.purchases_idle > len(data.idle):
+        shown = (f"The {len(data.idle)} of {data.figures.purchases_idle:,} idle purchases that hold the most; all "
+                 f"idle purchases hold {data.figures.value_idle:,.2f} of redeemable value (mart idle_purchases).")
     return ('<div class="scroll"><table data-chart="idle-purchases" id="chart-idle-purchases"><thead><tr>'
             '<th>Purchase</th><th>Partner</th><th>Program</th><th>Bought</th><th class="num">Redeemable vouchers</th>'
             '<th class="num">Redeemable value</th><th>Last used</th><th class="num">Days idle</th>'
             "<th>Next expiry</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
+            + (f'<p class="caption">{escape(shown)}</p>' if shown else ""))
 
 
 def render_report(data: ReportData, generated_at: dt.datetime | None = None) -> str:
@@ -324,7 +271,7 @@ def render_report(data: ReportData, generated_at: dt.datetime | None = None) -> 
     generated_at = generated_at or dt.datetime.now(dt.UTC).replace(microsecond=0)
     redemptions, redemptions_note = redemptions_chart(data)
     expiry, expiry_note = expiry_chart(data)
-    built = "" if data.as_of == data.built_for else f" (marts built for {data.built_for})"
+    zone = data.figures.reporting_timezone
     sections = [
         ("programs", "Utilization by program", "Vouchers issued per program, by status; sorted by the share used.",
          utilization_chart("program-utilization", "Voucher status by program", data.programs), ""),
@@ -332,15 +279,17 @@ def render_report(data: ReportData, generated_at: dt.datetime | None = None) -> 
          f"The same per buying partner (the {MAX_BARS} largest by vouchers issued).",
          utilization_chart("partner-utilization", "Voucher status by partner", data.partners), ""),
         ("redemptions", "Redemptions over time",
-         "Vouchers used per month, by the date they were used (UTC). The as-of month is partial.",
+         f"Vouchers used per month, by the date they were used ({zone}). The as-of month is partial.",
          redemptions, redemptions_note),
         ("expiry", "Expiry calendar",
          ("Value of unused, not deactivated vouchers by the month they expire: in past months what expired "
-          "unused (breakage), from the as-of date on what is still at risk."),
+          f"unused (breakage), from the as-of date on what is still at risk. Below, the {UPCOMING_MONTHS} months "
+          "from the as-of month, each one listed, with the redeemable vouchers expiring in it."),
          expiry + upcoming_table(data), expiry_note),
         ("idle", "Top idle purchases",
-         (f"Purchases with redeemable vouchers (unused, unexpired, not deactivated) and no voucher used in the "
-          f"{IDLE_DAYS} days before {data.as_of}, most redeemable value first."),
+         (f"Purchases with redeemable vouchers (unused, unexpired, not deactivated) of which no voucher was used, "
+          f"and which were not bought, in the {data.figures.idle_after_days} days up to {data.as_of}; most "
+          "redeemable value first."),
          idle_table(data), ""),
     ]
     body = "\n".join(
@@ -348,7 +297,7 @@ def render_report(data: ReportData, generated_at: dt.datetime | None = None) -> 
         f'{f"<p class=caption>{escape(note)}</p>" if note else ""}</section>'
         for anchor, title, lede, content, note in sections
     )
-    headline = "".join(f"<li>{escape(line)}</li>" for line in data.headlines)
+    headline = "".join(f"<li>{escape(line)}</li>" for line in data.figures.sentences())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -356,7 +305,8 @@ def render_report(data: ReportData, generated_at: dt.datetime | None = None) -> 
 <style>{_CSS}</style></head>
 <body><main>
 <header><h1>Certiverse vouchers</h1>
-<p class="meta">As of {data.as_of}{built} · dataset <code>{escape(data.dataset)}</code> on {escape(data.destination)}
+<p class="meta">As of {data.as_of} · dates in {escape(zone)}
+ · dataset <code>{escape(data.dataset)}</code> on {escape(data.destination)}
  · generated {generated_at.isoformat()} · values in the tenant's currency</p></header>
 <ul class="headlines" id="headlines">{headline}</ul>
 {body}
@@ -399,4 +349,4 @@ def write_report(context: RunContext, output: str | os.PathLike[str], as_of: dt.
     return path
 
 
-__all__ = ["IDLE_DAYS", "MARTS", "ReportData", "ReportError", "read_report_data", "render_report", "write_report"]
+__all__ = ["MARTS", "TOP_IDLE", "ReportData", "ReportError", "read_report_data", "render_report", "write_report"]

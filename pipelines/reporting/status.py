@@ -10,20 +10,9 @@ from ..context import RunContext
 from ..load import table_counts
 from ..load.counters import last_check
 from ..load.pipeline import resource_state
-from ..load.warehouse import stored_state, tables
+from ..load.warehouse import last_successful_load, stored_state
 from ..publishing import published_info
-
-
-def last_successful_load(client: Any) -> dt.datetime | None:
-    """When the destination last completed a load (from dlt's `_dlt_loads`), through an open SQL client."""
-    if "_dlt_loads" not in tables(client):
-        return None
-    row = client.execute_sql(f"select max(inserted_at) from {client.make_qualified_table_name('_dlt_loads')} "
-                             "where status = 0")
-    value = row[0][0] if row else None
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value
+from .headlines import HeadlinesError, headlines
 
 
 def pipeline_status(context: RunContext, freshness_hours: float = 36.0,
@@ -35,13 +24,14 @@ def pipeline_status(context: RunContext, freshness_hours: float = 36.0,
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     pipeline = context.pipeline
-    last, check, rows, state = None, None, {}, {}
+    last, check, rows, state, marts = None, None, {}, {}, None
     if _warehouse_exists(context):
         with context.sql_client() as client:
             last = last_successful_load(client)
             check = last_check(client)
             state = resource_state(stored_state(client, context.pipeline_name) or {})
             rows = table_counts(pipeline, client) if last and pipeline.default_schema_name else {}
+            marts = _headlines_if_built(client)
     age_hours = (now - last).total_seconds() / 3600 if last else None
     return {
         "pipeline": context.pipeline_name,
@@ -61,6 +51,7 @@ def pipeline_status(context: RunContext, freshness_hours: float = 36.0,
         "clock": clock_note(state),
         "rows": rows,
         "counter_check": check,
+        "marts": marts.as_dict() if marts else None,
         "published": published_info(context.publish) if context.publish else None,
     }
 
@@ -89,12 +80,25 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"counter check {check['checked_at']}: {check['purchases_checked']:,} purchases checked, "
                      f"{check['purchases_repaired']:,} repaired, {check['purchases_api_accounting']:,} differ by the "
                      "API's own accounting")
+    marts = status.get("marts")
+    if marts:
+        lines.append(f"marts built for {marts['as_of_date']} ({marts['reporting_timezone']}): "
+                     f"{marts['vouchers_issued']:,} vouchers, {marts['vouchers_used']:,} used, "
+                     f"{marts['vouchers_redeemable']:,} redeemable, breakage {marts['value_expired_unused']:,.2f}")
     published = status.get("published")
     if published:
         when = published["published_at"] or "not yet written"
         lines.append(f"published for readers ({when}): {published['duckdb_file']}"
                      + (f", {published['parquet_dir']}" if published["parquet_dir"] else ""))
     return "\n".join(lines)
+
+
+def _headlines_if_built(client: Any) -> Any:
+    """The marts' headline figures, or None before the marts were first built."""
+    try:
+        return headlines(client)
+    except HeadlinesError:
+        return None
 
 
 def _warehouse_exists(context: RunContext) -> bool:

@@ -12,10 +12,12 @@ from .runner import (
     TransformError,
     TransformResult,
     api_date,
+    date_in,
+    dbt_vars,
     release_duckdb,
+    reporting_timezone,
     run_transforms,
-    today_utc,
 )
 
-__all__ = ["TRANSFORMS_DIR", "NodeResult", "TransformError", "TransformResult", "api_date", "release_duckdb",
-           "run_transforms", "today_utc"]
+__all__ = ["TRANSFORMS_DIR", "NodeResult", "TransformError", "TransformResult", "api_date", "date_in", "dbt_vars",
+           "release_duckdb", "reporting_timezone", "run_transforms"]

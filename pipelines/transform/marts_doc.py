@@ -21,11 +21,15 @@ from .runner import TRANSFORMS_DIR
 MARTS_DOC = TRANSFORMS_DIR.parent / "docs" / "marts.md"
 # what analysts read, in the order the page shows them
 DOCUMENTED = (
+    "headline_figures",
     "voucher_utilization",
+    "idle_purchases",
     "voucher_expiry",
     "partner_utilization",
     "program_utilization",
     "expiry_calendar",
+    "expiry_by_month",
+    "redemptions_by_month",
     "voucher_status",
     "stg_voucher_history",
 )
@@ -46,6 +50,10 @@ raw tables, `certiverse` by default, and are rebuilt from scratch on every run:
 certiverse transform [--destination postgres] [--as-of 2026-11-01]   # rebuild from what is loaded
 certiverse run       [--destination postgres] [--as-of 2026-11-01]   # load from the API, then rebuild
 ```
+
+Dates and months are calendar dates in the reporting time zone (`[marts] timezone`,
+default UTC) and money is a fixed-point decimal in every reader's hands: see
+"Dates and times" and "Value" below, and docs/analysts.md.
 
 Read the **marts**. The staging views (`stg_*`) and intermediate views
 (`int_*`) are building blocks; their columns may change. Do not read the raw

@@ -11,6 +11,9 @@ per engine).
 
 The **as-of date** is dbt's var ``as_of``: expiry and day counts are judged
 against it, so the same data and the same as-of date give the same tables.
+The **reporting time zone** is dbt's var ``certiverse_timezone`` (the context's ``timezone``:
+``[marts] timezone``, env ``MARTS__TIMEZONE``, default UTC): the marts' dates and months are
+calendar dates there, and the default as-of date is the API's date there.
 
 **dbt's artifacts**: every build leaves ``manifest.json`` and ``run_results.json`` (every
 model and every test of the build, dbt's schema) in the build target's folder under the
@@ -24,12 +27,14 @@ import datetime as dt
 import json
 import logging
 import time
+import zoneinfo
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..context import RunContext
+from ...sources.certiverse import ConfigurationError
+from ..context import DEFAULT_TIMEZONE, RunContext
 from ..load.pipeline import resource_state
 from ..load.warehouse import stored_state
 from ..phases import Phases
@@ -94,16 +99,39 @@ def _count(nodes: Sequence[NodeResult], passed: tuple[str, ...]) -> dict[str, in
     return counted
 
 
-def today_utc() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+def reporting_timezone(name: str | None) -> str:
+    """The reporting time zone ``name`` (the context's ``timezone``; None: UTC), checked: an IANA name
+    (``America/New_York``); one Python's zoneinfo does not know raises ConfigurationError before dbt starts."""
+    value = str(name or DEFAULT_TIMEZONE).strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"[marts] timezone {value!r} is not a time zone name: use an IANA name such as UTC, "
+            "Europe/Berlin or America/New_York (MARTS__TIMEZONE)"
+        ) from exc
+    return value
 
 
-def api_date(client: Any, pipeline_name: str) -> dt.date:
+def api_date(client: Any, pipeline_name: str, timezone: str = DEFAULT_TIMEZONE) -> dt.date:
     """The API's date when the last load read the vouchers (its ``Date`` header, which the load keeps in
-    the vouchers resource's state as ``read_at``, stored in the warehouse with the load): the marts then
-    judge expiry as the load did, whatever this machine's clock says. Today (UTC) if no load has said."""
+    the vouchers resource's state as ``read_at``, stored in the warehouse with the load), in the reporting
+    ``timezone``: the marts then judge expiry as the load did, whatever this machine's clock says. Today
+    there if no load has said."""
     read_at = resource_state(stored_state(client, pipeline_name) or {}).get("read_at")
-    return dt.datetime.fromisoformat(read_at).date() if read_at else today_utc()
+    return date_in(dt.datetime.fromisoformat(read_at) if read_at else dt.datetime.now(dt.timezone.utc), timezone)
+
+
+def date_in(instant: dt.datetime, timezone: str) -> dt.date:
+    """The calendar date of ``instant`` in ``timezone`` (a naive instant is UTC)."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.timezone.utc)
+    return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+
+
+def dbt_vars(context: RunContext, as_of: dt.date, timezone: str) -> dict[str, str]:
+    """The dbt vars of a run: the as-of date, the reporting time zone, where the raw tables are."""
+    return {"as_of": as_of.isoformat(), "certiverse_timezone": timezone, "certiverse_schema": context.warehouse.dataset}
 
 
 def run_transforms(
@@ -117,13 +145,16 @@ def run_transforms(
     ``as_of`` (default: the API's date at the last load, see :func:`api_date`) is the
     date expiry and day counts are judged against. ``select`` is dbt's node selection (``voucher_expiry+``,
     ``marts``, ...): only those models and their tests are built, the others stay as they are.
-    Raises TransformError when nothing is loaded yet, or a model or test fails.
+    Dates and months are cut in the context's reporting time zone (dbt var ``certiverse_timezone``).
+    Raises TransformError when nothing is loaded yet, or a model or test fails; ConfigurationError,
+    before the warehouse is opened, when the time zone is none.
     """
+    timezone = reporting_timezone(context.timezone)
     phases = Phases()
     with phases.time("dbt_parse"), context.sql_client() as client:
         _check_sources(client)
-        as_of = as_of or api_date(client, context.pipeline_name)
-    variables = {"as_of": as_of.isoformat(), "certiverse_schema": context.warehouse.dataset}
+        as_of = as_of or api_date(client, context.pipeline_name, timezone)
+    variables = dbt_vars(context, as_of, timezone)
     with temporary_profile(context.warehouse) as profiles_dir:
         dbt = Dbt(project_dir, profiles_dir, context.dbt_dir, variables)
         if context.warehouse.destination == "postgres":
@@ -140,6 +171,7 @@ def _build_out_of_sight(context: RunContext, dbt: "Dbt", select: str | None,
     hidden = build_schema(dataset)
     with phases.time("dbt_parse"):
         manifest = dbt.parse(BUILD_TARGET)
+        _drop_retired(context, dbt, manifest)
         options: list[str] = []
         if select:
             # models outside the selection are read where they are, in the dataset (dbt's defer)
@@ -164,6 +196,7 @@ def _build_in_place(context: RunContext, dbt: "Dbt", select: str | None,
     dataset = context.warehouse.dataset
     with phases.time("dbt_parse"):
         manifest = dbt.parse(DATASET_TARGET)
+        _drop_retired(context, dbt, manifest)
         options = ["--select", select] if select else []
         tables = [name for name, kind in dbt.models(manifest, options).items() if kind == "table"]
     # the dlt client closes before dbt opens the file: one process, two configurations of one file
@@ -178,6 +211,14 @@ def _build_in_place(context: RunContext, dbt: "Dbt", select: str | None,
     with phases.time("swap"), context.sql_client() as client:
         swap.discard_previous(client, dataset, tables)
     return built
+
+
+def _drop_retired(context: RunContext, dbt: "Dbt", manifest: Any) -> None:
+    """Views left in the dataset by models the project no longer builds as relations."""
+    built = [name for name, kind in dbt.models(manifest, []).items() if kind != "ephemeral"]
+    with context.sql_client() as client:
+        swap.drop_retired_views(client, context.warehouse.dataset, built,
+                                together=context.warehouse.destination == "postgres")
 
 
 def _check_sources(client: Any) -> None:
@@ -347,7 +388,9 @@ __all__: list[str] = [
     "TransformError",
     "TransformResult",
     "api_date",
+    "date_in",
+    "dbt_vars",
     "release_duckdb",
+    "reporting_timezone",
     "run_transforms",
-    "today_utc",
 ]

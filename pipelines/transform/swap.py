@@ -131,6 +131,25 @@ def _is_lock_timeout(exc: BaseException | None) -> bool:
     return False
 
 
+def drop_retired_views(client: Any, dataset: str, models: Iterable[str], together: bool = True) -> list[str]:
+    """Drop the staging and intermediate views (``stg_*``, ``int_*``) in ``dataset`` that the
+    project no longer builds as a relation, ``models`` being those it builds; returns their names.
+
+    A model that became ephemeral, or left the project, leaves its view behind, reading
+    relations the build replaces: on Postgres the swap could not drop those while it stands.
+    Views hold no data; no cascade, so an object of someone else's that reads one fails loudly.
+    ``together``: in one statement (Postgres, for views that read views; DuckDB drops one at a time).
+    """
+    built = set(models)
+    kinds = relations(client, dataset)
+    retired = sorted(name for name, kind in kinds.items()
+                     if kind == "view" and name.startswith(("stg_", "int_")) and name not in built)
+    if retired:
+        log.info("dropping views the project no longer builds: %s", ", ".join(retired))
+        _drop(client, dataset, kinds, retired, together)
+    return retired
+
+
 def drop_build_schema(client: Any, build_schema: str) -> None:
     """Remove what a build left out of sight (a failed build stays there until the next run)."""
     client.execute_sql(f"drop schema if exists {_q(build_schema)} cascade")
@@ -174,6 +193,7 @@ __all__ = [
     "SwapError",
     "discard_previous",
     "drop_build_schema",
+    "drop_retired_views",
     "relations",
     "restore",
     "set_aside",

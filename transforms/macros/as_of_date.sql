@@ -1,4 +1,5 @@
-{#- The date expiry and day counts are judged against: var `as_of` (YYYY-MM-DD), else today. -#}
+{#- The date expiry and day counts are judged against: var `as_of` (YYYY-MM-DD), else today in the
+    reporting time zone. -#}
 {% macro as_of_date() -%}
     {%- set as_of = var("as_of", none) -%}
     {%- if as_of -%}
@@ -7,6 +8,6 @@
         {%- endif -%}
         cast('{{ as_of }}' as date)
     {%- else -%}
-        current_date
+        {{ local_date("current_timestamp") }}
     {%- endif -%}
 {%- endmacro %}

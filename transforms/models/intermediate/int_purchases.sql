@@ -1,4 +1,6 @@
--- one row per purchase, with its partner and program resolved by name and the value of one of its vouchers
+-- one row per purchase, with its partner and program resolved by name, its date in the reporting time zone and the value of one of its vouchers
+
+{{ config(materialized="ephemeral") }}
 
 with
 
@@ -31,7 +33,7 @@ final as (
         purchases.program_name,
         purchases.purchase_status,
         purchases.purchased_at,
-        purchases.purchased_on,
+        {{ local_date("purchases.purchased_at") }} as purchased_on,
         purchases.purchased_by_first_name,
         purchases.purchased_by_last_name,
         purchases.is_archived,

@@ -21,7 +21,7 @@ final as (
         count(case when is_assigned then 1 end) as vouchers_assigned,
         count(case when is_reserved then 1 end) as vouchers_reserved,
         {{ money("sum(value_at_risk)") }} as value_expiring,
-        {{ money("coalesce(sum(case when is_expired then value_at_risk end), 0)") }} as value_expired
+        {{ money(breakage("value_at_risk", "is_expired")) }} as value_expired
 
     from vouchers
     group by

@@ -8,10 +8,15 @@ partners as (
 
 ),
 
+purchases as (
+
+    select * from {{ ref("voucher_utilization") }}
+
+),
+
 purchase_totals as (
 
-    select * from {{ ref("int_purchase_totals") }}
-    where grouped_by = 'partner'
+    {{ purchase_totals("partner_name") }}
 
 ),
 

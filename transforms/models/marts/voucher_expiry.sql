@@ -11,7 +11,7 @@ vouchers as (
 unused as (
 
     select * from vouchers
-    where voucher_status in ('expired_unused', 'reserved', 'assigned_unused', 'unassigned')
+    where is_expired_unused or is_redeemable
 
 ),
 
@@ -27,9 +27,10 @@ final as (
         program_name,
         exam_code,
         exam_name,
+        voucher_status,
         expires_at,
         expires_on,
-        cast({{ dbt.date_trunc("month", "expires_on") }} as date) as expiry_month,
+        {{ month_of("expires_on") }} as expiry_month,
         days_until_expiry as days_left,
         case
             when is_expired_unused then 'expired'

@@ -17,7 +17,6 @@ renamed as (
         program_name,
         status as purchase_status,
         purchase_date_utc as purchased_at,
-        {{ utc_date("purchase_date_utc") }} as purchased_on,
         purchased_by_first_name,
         purchased_by_last_name,
         quantity,

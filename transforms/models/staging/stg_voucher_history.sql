@@ -21,7 +21,7 @@ renamed as (
         is_active,
         is_used,
         expiration_date_utc as expires_at,
-        {{ utc_date("expiration_date_utc") }} as expires_on,
+        {{ local_date("expiration_date_utc") }} as expires_on,
         assigned_date_utc as assigned_at,
         recipient_email,
         reservation_status,
