@@ -11,6 +11,7 @@ is put in place with ``os.replace``, so nobody reads half a file.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -29,7 +30,8 @@ _NOT_PROJECT = ("target", "logs", "dbt_packages")
 def manifest_path(pipeline: dlt.Pipeline, project_dir: Path = TRANSFORMS_DIR) -> Path:
     """``manifest.json`` of the dbt project for this pipeline's warehouse, parsed if missing or out of date."""
     folder = dbt_work_dir(pipeline) / "orchestrator"
-    manifest = folder / f"manifest-{engine(pipeline)}.json"
+    project = hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:8]
+    manifest = folder / f"manifest-{engine(pipeline)}-{project}.json"
     if _fresh(manifest, project_dir):
         return manifest
     folder.mkdir(parents=True, exist_ok=True)
