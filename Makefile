@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/certiverse demo
 
-# one pytest worker per core: each starts its own throwaway PostgreSQL
+# one pytest worker per core: each starts its own throwaway PostgreSQL; tests marked
+# xdist_group (the orchestrators' modules) stay on one worker, so their module fixtures run once
 test: setup
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

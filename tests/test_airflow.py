@@ -21,7 +21,8 @@ from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.helpers import RESOURCES, differences
 from tests.orchestrators import ROOT, orchestrator_env
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its fixture (two nights through the orchestrator) is made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("airflow")]
 
 DAG_FILE = ROOT / "docs" / "scheduling" / "airflow_certiverse_nightly.py"
 # The same DAG with a short retry delay, so that a retry happens within the test.

@@ -22,7 +22,8 @@ from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.helpers import RESOURCES, TOKEN, differences
 from tests.orchestrators import ROOT, orchestrator_env
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its fixture (two nights through the orchestrator) is made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster")]
 
 MODULE = "certiverse_warehouse.orchestration.dagster_definitions"
 MARTS = ("voucher_utilization", "voucher_expiry", "partner_utilization", "program_utilization", "expiry_calendar")
