@@ -33,15 +33,26 @@ TENANTS = {"tiny": ("small", 0.1), "1k": ("default", 1 / 3)}
 OURS = r"""
 import json, sys, time, datetime as dt
 started = time.perf_counter()
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.load import run_load
+try:
+    from certiverse_warehouse.pipelines.context import RunContext
+except ImportError:  # a checkout from before the run context
+    from certiverse_warehouse.pipelines.load import make_pipeline
+    RunContext = None
 imported = time.perf_counter()
 spec = json.loads(sys.argv[1])
-pipeline = make_pipeline("duckdb", spec["duckdb"], pipelines_dir=spec["pipelines"])
-result = run_load(pipeline, base_url=spec["base_url"], api_token=spec["token"],
-                  source_options={"as_of": dt.datetime.fromisoformat(spec["now"])})
+as_of = dt.datetime.fromisoformat(spec["now"])
+if RunContext is not None:
+    context = RunContext.from_config("duckdb", spec["duckdb"], pipelines_dir=spec["pipelines"])
+    result = run_load(context, {"base_url": spec["base_url"], "api_token": spec["token"]}, as_of=as_of)
+    requests = result.requests.total()
+else:
+    pipeline = make_pipeline("duckdb", spec["duckdb"], pipelines_dir=spec["pipelines"])
+    result = run_load(pipeline, base_url=spec["base_url"], api_token=spec["token"], source_options={"as_of": as_of})
+    requests = result.stats.total()
 done = time.perf_counter()
 print(json.dumps({"process_s": done - started, "import_s": imported - started, "load_s": done - imported,
-                  "requests": result.stats.total(), "phases": getattr(result, "phases", {})}))
+                  "requests": requests, "phases": getattr(result, "phases", {})}))
 """
 
 REST_API = r"""

@@ -24,7 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from certiverse_warehouse.simulator.shape import DEFAULT, GRID, WorldShape
 from certiverse_warehouse.simulator.yardsticks import full_yardsticks, good_nightly, naive_full, truth
@@ -38,42 +39,39 @@ def run_shape(shape: WorldShape, size: str, workdir: Path, seed: int = 42, night
               after_nightly: Callable[[Any, Tenant], None] | None = None) -> dict[str, Any]:
     """A full read, a day, and a nightly read of one shape: our requests beside the yardsticks'.
 
-    ``after_full`` and ``after_nightly`` (tests) see the pipeline and the tenant after each load.
+    ``after_full`` and ``after_nightly`` (tests) see the run context and the tenant after each load.
     """
     tenant = Tenant.generate(size, seed=seed, shape=shape)
     app = SimulatorApp(tenant)
-    pipeline = make_pipeline("duckdb", str(workdir / f"{shape.name}.duckdb"), pipelines_dir=str(workdir / shape.name))
-    options = {"record_cap": shape.cap, "recheck_nights": nights}
+    context = RunContext.from_config("duckdb", str(workdir / f"{shape.name}.duckdb"),
+                                     pipelines_dir=str(workdir / shape.name))
     with serve(app) as url:
+        config = {"base_url": url, "api_token": app.token, "record_cap": shape.cap, "recheck_nights": nights}
         before, since = truth(tenant), tenant.now()
-        full = run_load(pipeline, base_url=url, api_token=app.token, source_options=options)
-        full_counts = dict(_voucher_state(pipeline).get("last_full", {}))
+        full = run_load(context, config)
+        full_counts = dict(full.vouchers_state.get("last_full", {}))
         if after_full:
-            after_full(pipeline, tenant)
+            after_full(context, tenant)
         tenant.advance_day()
         after = truth(tenant)
-        nightly = run_load(pipeline, base_url=url, api_token=app.token, source_options=options)
+        nightly = run_load(context, config)
         if after_nightly:
-            after_nightly(pipeline, tenant)
+            after_nightly(context, tenant)
     yardsticks = full_yardsticks(before, shape.page_size, shape.cap)
-    state = _voucher_state(pipeline)
+    state = nightly.vouchers_state
     return {
         "shape": shape.name,
         "vouchers": len(before["vouchers"]),
         "purchases": len(before["purchases"]),
         "unlinked_share": round(sum(not v.get("storeExamCode") for v in before["vouchers"]) / len(before["vouchers"]), 3),
-        "full": {"ours": full.stats.total(), "naive": yardsticks.naive, "yardstick": yardsticks.good,
-                 "plan": full_counts, "by_endpoint": full.stats.as_dict()},
-        "nightly": {"ours": nightly.stats.total(), "naive": naive_full(after, shape.page_size),
+        "full": {"ours": full.requests.total(), "naive": yardsticks.naive, "yardstick": yardsticks.good,
+                 "plan": full_counts, "by_endpoint": full.requests.as_dict()},
+        "nightly": {"ours": nightly.requests.total(), "naive": naive_full(after, shape.page_size),
                     "yardstick": good_nightly(before, after, since, shape.page_size, shape.cap, nights),
                     "mode": state["mode"], "plan": state.get("last_nightly") or state.get("last_full"),
-                    "by_endpoint": nightly.stats.as_dict()},
+                    "by_endpoint": nightly.requests.as_dict()},
         "activity_during_reads": dict(app.activity),
     }
-
-
-def _voucher_state(pipeline: Any) -> dict[str, Any]:
-    return pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -26,8 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.run import RESULTS, Simulator
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
-from certiverse_warehouse.pipelines.publishing import Targets, publish
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
+from certiverse_warehouse.pipelines.publishing import publish
 from certiverse_warehouse.pipelines.transform import run_transforms
 
 
@@ -48,25 +49,25 @@ def main() -> None:
     figures: dict[str, object] = {"size": args.size, "vouchers": sim.info["counts"]["vouchers"]}
     try:
         warehouse = workdir / "warehouse.duckdb"
-        pipeline = make_pipeline("duckdb", str(warehouse), pipelines_dir=str(workdir / "p"))
+        context = RunContext.from_config("duckdb", str(warehouse), pipelines_dir=str(workdir / "p"))
 
         def load() -> float:
             started = time.perf_counter()
-            run_load(pipeline, base_url=sim.info["base_url"], api_token=sim.info["token"],
-                     source_options={"as_of": dt.datetime.fromisoformat(sim.info["now"])})
+            run_load(context, {"base_url": sim.info["base_url"], "api_token": sim.info["token"]},
+                     as_of=dt.datetime.fromisoformat(sim.info["now"]))
             return time.perf_counter() - started
 
         figures["initial_load_s"] = load()
         sim.advance()
         figures["nightly_load_s"] = load()
         started = time.perf_counter()
-        run_transforms(pipeline, dt.datetime.fromisoformat(sim.info["now"]).date())
+        run_transforms(context, dt.datetime.fromisoformat(sim.info["now"]).date())
         figures["transforms_s"] = time.perf_counter() - started
         figures["warehouse_bytes"] = warehouse.stat().st_size
-        targets = Targets.for_warehouse(warehouse)
+        targets = context.publish
         each_alone = (("duckdb", replace(targets, parquet_dir=None)), ("parquet", replace(targets, duckdb_file=None)))
         for label, only in each_alone:
-            publication = publish(pipeline, only)
+            publication = publish(context, only)
             assert publication is not None
             figures[f"publish_{label}_s"] = publication.seconds
             figures[f"publish_{label}_bytes"] = publication.bytes

@@ -25,7 +25,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 
 RESULTS = Path(__file__).with_name("results")
@@ -62,10 +63,10 @@ def yardsticks(tenant: Tenant, page: int, cap: int) -> dict[str, int]:
 
 
 def measure(tenant: Tenant, app: SimulatorApp, url: str, workdir: Path, **kwargs) -> tuple[int, float]:
-    pipeline = make_pipeline("duckdb", str(workdir / "w.duckdb"), pipelines_dir=str(workdir / "p"))
+    context = RunContext.from_config("duckdb", str(workdir / "w.duckdb"), pipelines_dir=str(workdir / "p"))
     started = time.monotonic()
-    result = run_load(pipeline, base_url=url, api_token=app.token, source_options={"as_of": tenant.now()}, **kwargs)
-    return result.stats.total(), time.monotonic() - started
+    result = run_load(context, {"base_url": url, "api_token": app.token}, as_of=tenant.now(), **kwargs)
+    return result.requests.total(), time.monotonic() - started
 
 
 def main() -> None:

@@ -99,6 +99,7 @@ def job_formats(info: Any) -> dict[str, list[str]]:
 def run_load_scenario(spec: dict[str, Any]) -> dict[str, Any]:
     import certiverse_warehouse.pipelines.load as load
     import certiverse_warehouse.pipelines.load.pipeline as settings
+    from certiverse_warehouse.pipelines.context import RunContext
 
     urls: list[str] = []
     record_urls(urls)
@@ -107,33 +108,30 @@ def run_load_scenario(spec: dict[str, Any]) -> dict[str, Any]:
         # the vouchers' Arrow tables as parquet anyway.
         settings.FILE_FORMATS["duckdb"] = "insert_values"
     workdir = Path(spec["workdir"])
-    pipeline = load.make_pipeline("duckdb", str(workdir / "bench.duckdb"), pipelines_dir=str(workdir / "pipelines"),
-                                  pipeline_name=PIPELINE_NAME)
-    options = {"workers": spec["workers"], "as_of": dt.datetime.fromisoformat(spec["as_of"])}
+    context = RunContext.from_config("duckdb", str(workdir / "bench.duckdb"),
+                                     pipelines_dir=str(workdir / "pipelines"), pipeline_name=PIPELINE_NAME)
+    config = {"base_url": spec["base_url"], "api_token": spec["token"], "workers": spec["workers"]}
     with RssSampler() as sampler:
-        started_wall, started = time.time(), time.perf_counter()
-        result = load.run_load(pipeline, base_url=spec["base_url"], api_token=spec["token"], source_options=options)
+        started = time.perf_counter()
+        result = load.run_load(context, config, as_of=dt.datetime.fromisoformat(spec["as_of"]))
         wall = time.perf_counter() - started
-        ended_wall = time.time()
-    steps: dict[str, dict[str, float | None]] = {}
-    for step in pipeline.last_trace.steps:
-        if step.step in ("extract", "normalize", "load") and step.finished_at:
-            start, end = step.started_at.timestamp(), step.finished_at.timestamp()
-            steps[step.step] = {"seconds": round(end - start, 2), "peak_mb": sampler.peak_mb(start, end)}
-    first_step = min((s.started_at.timestamp() for s in pipeline.last_trace.steps), default=ended_wall)
-    steps["before_run"] = {"seconds": round(first_step - started_wall, 2),
-                           "peak_mb": sampler.peak_mb(started_wall, first_step)}
-    normalize = pipeline.last_trace.last_normalize_info
-    with pipeline.sql_client() as client:
+    # dlt's steps by the load's phases (seconds; the peak is the run's, below)
+    phases = result.phases
+    steps: dict[str, dict[str, float | None]] = {
+        step: {"seconds": round(phases.get(phase, 0.0), 2)}
+        for step, phase in (("extract", "read"), ("normalize", "normalize"), ("load", "load"))
+    }
+    steps["before_run"] = {"seconds": round(phases.get("align", 0.0) + phases.get("snapshot", 0.0), 2)}
+    with context.sql_client() as client:
         duckdb_memory_limit = client.execute_sql("select current_setting('memory_limit')")[0][0]
     Path(spec["urls"]).write_text("\n".join(urls))
     return {
         "wall_s": round(wall, 2),
-        "requests": result.stats.total(),
-        "responses": result.stats.as_dict(),
-        "records": sum(result.stats.records.values()),
-        "records_by_endpoint": dict(result.stats.records),
-        "rows_normalized": sum(normalize.row_counts.values()) if normalize else None,
+        "requests": result.requests.total(),
+        "responses": result.requests.as_dict(),
+        "records": sum(result.requests.records.values()),
+        "records_by_endpoint": dict(result.requests.records),
+        "rows_normalized": sum(result.extracted.values()),
         "steps": steps,
         "job_formats": job_formats(result.info),
         "table_rows": result.rows,

@@ -16,9 +16,9 @@ import os
 import re
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
-
-import dlt
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,16 @@ DEFAULT_LOCK_TIMEOUT = 180.0  # seconds: a query in a notebook ends; a forgotten
 _LOCK_MESSAGE = re.compile(
     r"Could not set lock on file .*?Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)", re.DOTALL
 )
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How a command waits for a DuckDB file another process holds: for ``timeout`` seconds in all
+    (``[destination.duckdb] lock_timeout``, ``--lock-timeout``), telling ``on_wait`` (default: the log)
+    what it waits for."""
+
+    timeout: float = DEFAULT_LOCK_TIMEOUT
+    on_wait: Callable[[str], None] | None = None
 
 
 class PipelineBusyError(RuntimeError):
@@ -51,17 +61,15 @@ class WarehouseLockedError(RuntimeError):
 
 
 @contextmanager
-def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """Hold the pipeline's lock file; a second run at once refuses instead of corrupting state."""
-    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
-    path = os.path.join(pipeline.pipelines_dir, f"{pipeline.pipeline_name}.lock")
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """Hold the run lock file at ``path``; a second run of ``what`` at once refuses instead of corrupting
+    its state."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise PipelineBusyError(
-                f"pipeline '{pipeline.pipeline_name}' is already running (lock {path}); try again when it ends"
-            ) from None
+            raise PipelineBusyError(f"{what} is already running (lock {path}); try again when it ends") from None
         try:
             yield
         finally:
@@ -91,12 +99,6 @@ def _command_line(pid: int) -> str | None:
     return (text[:120] + "...") if len(text) > 120 else text or None
 
 
-def lock_timeout() -> float:
-    """Seconds to wait for a locked DuckDB file: ``[destination.duckdb] lock_timeout``, else 180."""
-    value = dlt.config.get("destination.duckdb.lock_timeout")
-    return DEFAULT_LOCK_TIMEOUT if value is None else float(value)
-
-
 def wait_until_free(
     path: str,
     *,
@@ -110,13 +112,13 @@ def wait_until_free(
 ) -> None:
     """Return once this process can open the DuckDB file at ``path`` (read-only or read-write).
 
-    Waits up to ``timeout`` seconds (default :func:`lock_timeout`), telling ``on_wait``
+    Waits up to ``timeout`` seconds (default :data:`DEFAULT_LOCK_TIMEOUT`), telling ``on_wait``
     (default: the log) what it waits for every ten seconds or so, then raises
     :class:`WarehouseLockedError`. A file that does not exist yet is free.
     """
     import duckdb
 
-    timeout = lock_timeout() if timeout is None else timeout
+    timeout = DEFAULT_LOCK_TIMEOUT if timeout is None else timeout
     tell = on_wait or log.warning
     started = clock()
     last_told = None
@@ -143,12 +145,11 @@ def wait_until_free(
 
 
 def retry_when_locked(
-    action: Callable[[], Any], path: str | None, *, read_only: bool = False, published: str | None = None,
-    on_wait: Callable[[str], None] | None = None, timeout: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    action: Callable[[], Any], path: str | None, policy: LockPolicy = LockPolicy(), *, read_only: bool = False,
+    published: str | None = None, clock: Callable[[], float] = time.monotonic,
 ) -> Any:
     """Run ``action``; each time it fails because another process holds the DuckDB file, wait until the
-    file is free and run it again, within ``timeout`` seconds in all (default :func:`lock_timeout`).
+    file is free and run it again, within the policy's timeout in all.
 
     Nothing is probed up front: opening the file to see whether it is free costs as much as the
     action's own open. Between dlt's steps the file is closed, so a reader can slip in at any
@@ -156,8 +157,7 @@ def retry_when_locked(
     """
     if path is None:
         return action()
-    timeout = lock_timeout() if timeout is None else timeout
-    deadline = clock() + timeout
+    deadline = clock() + policy.timeout
     while True:
         try:
             return action()
@@ -166,5 +166,5 @@ def retry_when_locked(
             if holder is None:
                 raise
             log.info("the DuckDB file %s is held by %s; waiting for it", path, holder)
-        wait_until_free(path, read_only=read_only, published=published, on_wait=on_wait,
+        wait_until_free(path, read_only=read_only, published=published, on_wait=policy.on_wait,
                         timeout=max(0.0, deadline - clock()), clock=clock)

@@ -15,7 +15,8 @@ import sys
 
 import dlt
 
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.sources.certiverse.client import CertiverseClient
 
 
@@ -62,10 +63,9 @@ def arm(kill_at: str) -> None:
 
 def main() -> None:
     url, token, duckdb_file, pipelines_dir, as_of, kill_at = sys.argv[1:7]
-    pipeline = make_pipeline("duckdb", duckdb_file, pipelines_dir=pipelines_dir)
+    pipeline = RunContext.from_config("duckdb", duckdb_file, pipelines_dir=pipelines_dir)
     arm(kill_at)
-    run_load(pipeline, base_url=url, api_token=token,
-             source_options={"as_of": dt.datetime.fromisoformat(as_of), "workers": 1})
+    run_load(pipeline, {"base_url": url, "api_token": token, "workers": 1}, as_of=dt.datetime.fromisoformat(as_of))
     sys.exit(3)  # the kill point was never reached
 
 

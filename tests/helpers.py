@@ -1,4 +1,4 @@
-"""Helpers shared by the end-to-end tests: run the source, compare a warehouse with the simulator."""
+"""Helpers shared by the end-to-end tests: run the source, compare a warehouse (a run context) with the simulator."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import decimal
 from collections import Counter
 from typing import Any, Iterable
 
-import dlt
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+from certiverse_warehouse.pipelines.context import RunContext
 from certiverse_warehouse.sources.certiverse import certiverse_source
 from certiverse_warehouse.sources.certiverse.columnar import CONTENT_HASH
 
@@ -18,10 +18,10 @@ TOKEN = "sim-token"
 _naming = NamingConvention()
 
 
-def extract(base_url: str, resources: Iterable[str] = RESOURCES, **options: Any) -> dict[str, list[dict]]:
-    """Run the source without a destination; records per resource as the source yields them
-    (vouchers come as Arrow tables: their rows are flat, snake_case dicts)."""
-    source = certiverse_source(base_url=base_url, api_token=TOKEN, **options).with_resources(*resources)
+def extract(base_url: str, resources: Iterable[str] = RESOURCES, **config: Any) -> dict[str, list[dict]]:
+    """Run the source without a destination (its vouchers unbound: a full read); records per resource as
+    the source yields them (vouchers come as Arrow tables: their rows are flat, snake_case dicts)."""
+    source = certiverse_source(base_url=base_url, api_token=TOKEN, **config).with_resources(*resources)
     out: dict[str, list[dict]] = {r: [] for r in resources}
     for name in resources:
         for item in source.resources[name]:
@@ -58,11 +58,11 @@ def normalise(value: Any) -> Any:
     return value
 
 
-def current_rows(pipeline: dlt.Pipeline, table: str) -> dict[str, dict[str, Any]]:
+def current_rows(context: RunContext, table: str) -> dict[str, dict[str, Any]]:
     """Rows of a table by id; for the scd2 vouchers table only the current version of each."""
-    with pipeline.sql_client() as client:
+    with context.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
-        columns = pipeline.default_schema.get_table_columns(table)
+        columns = context.pipeline.default_schema.get_table_columns(table)
         where = " where _dlt_valid_to is null" if "_dlt_valid_to" in columns else ""
         with client.execute_query(f"select * from {qualified}{where}") as cursor:
             names = [d[0] for d in cursor.description]
@@ -74,9 +74,9 @@ def current_rows(pipeline: dlt.Pipeline, table: str) -> dict[str, dict[str, Any]
     return by_id
 
 
-def differences(pipeline: dlt.Pipeline, table: str, truth: list[dict], limit: int = 5) -> list[str]:
+def differences(context: RunContext, table: str, truth: list[dict], limit: int = 5) -> list[str]:
     """Where the warehouse's current rows differ from the API's records, field by field (empty = equal)."""
-    rows = current_rows(pipeline, table)
+    rows = current_rows(context, table)
     problems: list[str] = []
     expected_ids = {r["id"] for r in truth}
     missing = expected_ids - rows.keys()

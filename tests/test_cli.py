@@ -26,7 +26,7 @@ def test_demo_loads_the_simulated_tenant_into_a_file_here_and_prints_a_summary(t
     used = sum(1 for v in tenant.records("vouchers") if v["isUsed"])
     purchases = len(tenant.records("purchases"))
     assert f"{vouchers:,} vouchers on {purchases:,} purchases; {used:,} used" in out
-    assert "API requests:" in out
+    assert "API requests:" in out and "\nPhases: startup " in out and " dbt models " in out
 
 
 def test_load_takes_the_api_from_environment_variables(small_tenant_template, simulator, tmp_path, monkeypatch):
@@ -98,7 +98,7 @@ def test_run_loads_builds_the_marts_and_reports_json(small_tenant_template, simu
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"]["vouchers"] == len(small_tenant_template.records("vouchers"))
     assert summary["requests"]["vouchers"]["200"] > 0
-    assert "voucher_utilization" in summary["transform_seconds"] and summary["headlines"]
+    assert "voucher_utilization" in summary["dbt"]["model_seconds"] and summary["headlines"]
 
 
 def test_simulate_serves_the_api_on_loopback(tmp_path):

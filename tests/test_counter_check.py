@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from certiverse_warehouse.pipelines.cli import EXIT_OK, main
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.simulator.model import ACTIVE, USED
 from tests.helpers import current_rows, differences
 
@@ -20,12 +21,12 @@ LONG_RECHECK = 100_000
 
 @pytest.fixture
 def warehouse(tmp_path):
-    return make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    return RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
 
 
 def load(pipeline, app, url, tenant):
-    options = {"as_of": tenant.now(), "record_cap": CAP, "recheck_nights": LONG_RECHECK}
-    return run_load(pipeline, base_url=url, api_token=app.token, source_options=options)
+    config = {"base_url": url, "api_token": app.token, "record_cap": CAP, "recheck_nights": LONG_RECHECK}
+    return run_load(pipeline, config, as_of=tenant.now())
 
 
 def disagreeing_by_the_api(tenant) -> set[str]:
@@ -65,7 +66,7 @@ def test_a_settled_voucher_reactivated_and_used_is_repaired_in_the_same_run(smal
         voucher_id = small_tenant.voucher_record(deactivated)["id"]
         code = use(small_tenant, deactivated)
         result = load(warehouse, app, url, small_tenant)
-    assert warehouse.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
+    assert warehouse.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
     # In `repaired` only if the nightly plan itself left the purchase disagreeing.
     assert code in result.counter_check.repaired and code in result.counter_check.reread
     assert current_rows(warehouse, "vouchers")[voucher_id]["is_used"] is True

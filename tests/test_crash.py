@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from tests.helpers import current_rows, differences
 
 CHILD = Path(__file__).with_name("crash_child.py")
@@ -50,19 +51,18 @@ def test_a_killed_run_is_completed_by_the_next_one(kill_at, first_run, small_ten
     duckdb_file, pipelines_dir = str(tmp_path / "w.duckdb"), str(tmp_path / "p")
     with simulator(small_tenant, page_size=50) as (app, url):
         if not first_run:
-            run_load(make_pipeline("duckdb", duckdb_file, pipelines_dir=pipelines_dir), base_url=url,
-                     api_token=app.token, source_options={"as_of": small_tenant.now()})
+            run_load(RunContext.from_config("duckdb", duckdb_file, pipelines_dir=pipelines_dir),
+                     {"base_url": url, "api_token": app.token}, as_of=small_tenant.now())
             small_tenant.advance_day()
         crash(url, app.token, duckdb_file, pipelines_dir, small_tenant.now(), kill_at)
         # Past extract the killed run left a package behind that the next run must finish.
-        assert make_pipeline("duckdb", duckdb_file, pipelines_dir=pipelines_dir).has_pending_data == (
-            kill_at != "extract"
-        )
+        left = RunContext.from_config("duckdb", duckdb_file, pipelines_dir=pipelines_dir)
+        assert left.pipeline.has_pending_data == (kill_at != "extract")
         settled = settled_in_api(small_tenant)
         small_tenant.advance_day()
-        pipeline = make_pipeline("duckdb", duckdb_file, pipelines_dir=pipelines_dir)
-        run_load(pipeline, base_url=url, api_token=app.token, source_options={"as_of": small_tenant.now()})
-    assert not pipeline.has_pending_data
+        pipeline = RunContext.from_config("duckdb", duckdb_file, pipelines_dir=pipelines_dir)
+        run_load(pipeline, {"base_url": url, "api_token": app.token}, as_of=small_tenant.now())
+    assert not pipeline.pipeline.has_pending_data
     assert_no_duplicate_keys(pipeline)
     for resource in ("partners", "programs", "purchases"):
         assert differences(pipeline, resource, small_tenant.records(resource)) == []

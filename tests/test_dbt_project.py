@@ -16,7 +16,8 @@ import sqlglot
 import yaml
 
 from certiverse_warehouse.pipelines.cli import main
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext, Warehouse
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR, marts_doc, release_duckdb
 from certiverse_warehouse.pipelines.transform import profile as dbt_profile
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
@@ -29,7 +30,7 @@ DIALECTS = ("snowflake", "bigquery", "databricks")
 def load(tenant: Tenant, pipeline: Any) -> Any:
     app = SimulatorApp(tenant)
     with serve(app) as url:
-        run_load(pipeline, base_url=url, api_token=app.token)
+        run_load(pipeline, {"base_url": url, "api_token": app.token})
     return pipeline
 
 
@@ -86,7 +87,7 @@ def tenant(small_tenant_template: Tenant) -> Tenant:
 def dbt_built_duckdb(tenant: Tenant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     """The small tenant loaded into DuckDB, then `dbt build` run by hand with the project's profile."""
     root = tmp_path_factory.mktemp("dbt_duckdb")
-    pipeline = load(tenant, make_pipeline("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd")))
+    pipeline = load(tenant, RunContext.from_config("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd")))
     assert main(["dbt-profile", "--duckdb-file", str(root / "w.duckdb"), "--profiles-dir", str(root / "profile")]) == 0
     built = dbt_cli("build", "--project-dir", str(TRANSFORMS_DIR), "--profiles-dir", str(root / "profile"),
                     "--target-path", str(root / "target"), "--log-path", str(root / "logs"), "--vars", dbt_vars(tenant))
@@ -108,7 +109,7 @@ def test_dbt_build_with_the_project_profile_passes_on_postgres(
     tenant: Tenant, postgres_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_server.create_database("certiverse_dbt"))
-    pipeline = load(tenant, make_pipeline("postgres", pipelines_dir=str(tmp_path / "pd")))
+    pipeline = load(tenant, RunContext.from_config("postgres", pipelines_dir=str(tmp_path / "pd")))
     assert main(["dbt-profile", "--destination", "postgres", "--profiles-dir", str(tmp_path / "profile")]) == 0
     built = dbt_cli("build", "--project-dir", str(TRANSFORMS_DIR), "--profiles-dir", str(tmp_path / "profile"),
                     "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
@@ -153,8 +154,8 @@ def test_the_duckdb_profile_takes_the_load_memory_limit_and_no_extension(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DESTINATION__DUCKDB__MEMORY_LIMIT", "64MB")
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pd"))
-    output = dbt_profile.profile(pipeline)["certiverse"]["outputs"]["dataset"]
+    warehouse = Warehouse.from_config("duckdb", str(tmp_path / "w.duckdb"))
+    output = dbt_profile.profile(warehouse)["certiverse"]["outputs"]["dataset"]
     assert output["path"] == str(tmp_path / "w.duckdb")
     assert output["settings"]["memory_limit"] == "64MB"
     assert output["settings"]["autoinstall_known_extensions"] == "false"

@@ -14,7 +14,8 @@ import datetime as dt
 import pytest
 
 from benchmarks.grid import run_shape
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.simulator import Tenant
 from certiverse_warehouse.simulator.shape import GRID
 from tests.helpers import RESOURCES, current_rows, differences
@@ -70,14 +71,14 @@ def test_the_grid_holds_at_least_eight_shapes_unlike_each_other_and_the_default(
 
 
 def _load(pipeline, app, url, **options):
-    return run_load(pipeline, base_url=url, api_token=app.token,
-                    source_options={"record_cap": app.cap, "recheck_nights": NIGHTS, **options})
+    return run_load(pipeline, {"base_url": url, "api_token": app.token, "record_cap": app.cap,
+                               "recheck_nights": NIGHTS, **options})
 
 
 def test_activity_during_reads_loses_nothing_and_the_next_quiet_run_ends_exact(simulator, tmp_path):
     shape = small(GRID[0]).with_(name="busy", activity_every_pages=2, page_size=20)
     tenant = Tenant.generate("small", seed=5, shape=shape)
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(tenant) as (app, url):
         existed = {v["id"] for v in tenant.records("vouchers")}
         _load(pipeline, app, url)
@@ -98,7 +99,7 @@ def test_a_nightly_run_with_the_apis_clock_months_behind_the_loaders_ends_exact(
     months_behind = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=150)
     shape = small(GRID[0]).with_(name="clock_behind", start_day=months_behind, page_size=20)
     tenant = Tenant.generate("small", seed=42, shape=shape)
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(tenant) as (app, url):
         _load(pipeline, app, url)
         for night in range(1, 4):
@@ -108,18 +109,17 @@ def test_a_nightly_run_with_the_apis_clock_months_behind_the_loaders_ends_exact(
             behind = lagging(pipeline, tenant)
             assert behind <= settled, f"night {night}: open vouchers lag: {sorted(behind - settled)[:3]}"
     assert activity["vouchers_used"] and activity["vouchers_assigned"]
-    state = pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]
+    state = pipeline.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]
     assert state["mode"] == "nightly"
     assert dt.datetime.fromisoformat(state["read_at"]).date() == tenant.today
 
 
 def test_full_refresh_on_a_shape_ends_equal_to_the_api(simulator, tmp_path):
     tenant = Tenant.generate("small", seed=42, shape=small(GRID[1]))
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(tenant) as (app, url):
         _load(pipeline, app, url)
         tenant.advance_day()
-        run_load(pipeline, base_url=url, api_token=app.token, full_refresh=True,
-                 source_options={"record_cap": app.cap})
+        run_load(pipeline, {"base_url": url, "api_token": app.token, "record_cap": app.cap}, full_refresh=True)
     for resource in RESOURCES:
         assert differences(pipeline, resource, tenant.records(resource)) == [], resource

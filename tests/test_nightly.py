@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.locks import PipelineBusyError, exclusive
 from tests.helpers import RESOURCES, current_rows, differences
 
@@ -19,12 +20,12 @@ PAGE = 20
 
 @pytest.fixture
 def warehouse(tmp_path):
-    return make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    return RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
 
 
 def load(pipeline, app, url, tenant, **kwargs):
-    options = {"as_of": tenant.now(), "record_cap": CAP, "recheck_nights": NIGHTS}
-    return run_load(pipeline, base_url=url, api_token=app.token, source_options=options, **kwargs)
+    config = {"base_url": url, "api_token": app.token, "record_cap": CAP, "recheck_nights": NIGHTS}
+    return run_load(pipeline, config, as_of=tenant.now(), **kwargs)
 
 
 def settled_ids(pipeline, as_of: dt.datetime) -> set[str]:
@@ -51,23 +52,23 @@ def test_nightly_run_after_one_day_equals_the_api_but_for_settled_vouchers(small
         activity = small_tenant.advance_day()
         nightly = load(warehouse, app, url, small_tenant)
     assert activity["vouchers_used"] and activity["vouchers_created"] and activity["vouchers_deactivated"]
-    assert warehouse.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
+    assert warehouse.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
     assert lagging(warehouse, small_tenant) <= settled
-    assert nightly.stats.total("vouchers") < first.stats.total("vouchers")
+    assert nightly.requests.total("vouchers") < first.requests.total("vouchers")
 
 
 @pytest.mark.postgres
 def test_nightly_run_on_postgres_reads_its_snapshot_and_equals_the_api(small_tenant, simulator, postgres_server, tmp_path):
     """Postgres hands the snapshot over as rows, DuckDB as Arrow: the nightly plan must come out the same."""
-    warehouse = make_pipeline("postgres", postgres_server.create_database("nightly_snapshot"),
-                              pipelines_dir=str(tmp_path / "p"))
+    warehouse = RunContext.from_config("postgres", postgres_server.create_database("nightly_snapshot"),
+                                       pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         first = load(warehouse, app, url, small_tenant)
         settled = settled_ids(warehouse, small_tenant.now())
         small_tenant.advance_day()
         nightly = load(warehouse, app, url, small_tenant)
-    assert warehouse.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
-    assert nightly.stats.total("vouchers") < first.stats.total("vouchers")
+    assert warehouse.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
+    assert nightly.requests.total("vouchers") < first.requests.total("vouchers")
     for resource in ("partners", "programs"):
         assert differences(warehouse, resource, small_tenant.records(resource)) == []
     # The one known difference on Postgres: COPY loads an empty string as NULL (see NOTES.md).
@@ -103,8 +104,8 @@ def test_full_refresh_reads_everything_and_ends_exact(small_tenant, simulator, w
         for _ in range(2):
             small_tenant.advance_day()
         result = load(warehouse, app, url, small_tenant, full_refresh=True)
-    assert warehouse.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "full"
-    assert result.stats.records["vouchers"] >= len(small_tenant.records("vouchers"))
+    assert warehouse.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "full"
+    assert result.requests.records["vouchers"] >= len(small_tenant.records("vouchers"))
     for resource in RESOURCES:
         assert differences(warehouse, resource, small_tenant.records(resource)) == []
 
@@ -132,7 +133,7 @@ def test_changed_vouchers_keep_their_earlier_versions_with_validity(small_tenant
 
 
 def test_a_second_run_at_the_same_time_refuses_with_a_clear_message(small_tenant, simulator, warehouse):
-    with simulator(small_tenant) as (app, url), exclusive(warehouse):
+    with simulator(small_tenant) as (app, url), exclusive(warehouse.lock_file, "a load"):
         with pytest.raises(PipelineBusyError, match="already running"):
             load(warehouse, app, url, small_tenant)
 
@@ -140,12 +141,12 @@ def test_a_second_run_at_the_same_time_refuses_with_a_clear_message(small_tenant
 def test_a_fresh_machine_picks_up_state_from_the_warehouse_and_runs_nightly(small_tenant, simulator, tmp_path):
     duckdb_file = str(tmp_path / "w.duckdb")
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
-        load(make_pipeline("duckdb", duckdb_file, pipelines_dir=str(tmp_path / "first-machine")), app, url,
+        load(RunContext.from_config("duckdb", duckdb_file, pipelines_dir=str(tmp_path / "first-machine")), app, url,
              small_tenant)
         small_tenant.advance_day()
-        fresh = make_pipeline("duckdb", duckdb_file, pipelines_dir=str(tmp_path / "second-machine"))
+        fresh = RunContext.from_config("duckdb", duckdb_file, pipelines_dir=str(tmp_path / "second-machine"))
         load(fresh, app, url, small_tenant)
-    vouchers_state = fresh.state["sources"]["certiverse"]["resources"]["vouchers"]
+    vouchers_state = fresh.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]
     assert (vouchers_state["mode"], vouchers_state["night"]) == ("nightly", 1)
 
 

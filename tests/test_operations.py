@@ -9,7 +9,8 @@ import pytest
 import respx
 
 from certiverse_warehouse.pipelines.cli import EXIT_API, EXIT_OK, EXIT_STALE, main
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.purchase import PurchaseRefused, create_purchase
 from certiverse_warehouse.sources.certiverse import CertiverseClient
 
@@ -39,9 +40,9 @@ def test_status_before_any_load_is_stale(tmp_path, capsys):
 
 def test_status_is_ok_after_a_load_and_stale_past_the_freshness_limit(small_tenant_template, simulator, tmp_path,
                                                                       capsys):
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant_template) as (app, url):
-        run_load(pipeline, base_url=url, api_token=app.token)
+        run_load(pipeline, {"base_url": url, "api_token": app.token})
     assert main(["status", *warehouse_args(tmp_path)]) == EXIT_OK
     assert capsys.readouterr().out.startswith("OK: last successful load")
     assert main(["status", "--max-age-hours", "0", "--json", *warehouse_args(tmp_path)]) == EXIT_STALE
@@ -103,7 +104,7 @@ def test_purchase_create_explains_what_the_api_refused():
 
 def test_duckdb_memory_is_capped_and_the_cap_is_configurable(tmp_path, monkeypatch):
     def limit() -> str:
-        pipeline = make_pipeline("duckdb", str(tmp_path / "m.duckdb"), pipelines_dir=str(tmp_path / "p"))
+        pipeline = RunContext.from_config("duckdb", str(tmp_path / "m.duckdb"), pipelines_dir=str(tmp_path / "p"))
         with pipeline.sql_client() as client:
             return client.execute_sql("select current_setting('memory_limit')")[0][0]
 
@@ -120,9 +121,11 @@ def test_a_relative_duckdb_file_is_the_one_in_this_folder_whatever_an_earlier_ru
     pipelines = str(tmp_path / "p")
     monkeypatch.chdir(first)
     with simulator(small_tenant_template) as (app, url):
-        run_load(make_pipeline("duckdb", "w.duckdb", pipelines_dir=pipelines), base_url=url, api_token=app.token)
+        run_load(RunContext.from_config("duckdb", "w.duckdb", pipelines_dir=pipelines),
+                 {"base_url": url, "api_token": app.token})
         monkeypatch.chdir(second)
         # The same pipeline, started elsewhere: its state remembers first/w.duckdb.
-        run_load(make_pipeline("duckdb", "w.duckdb", pipelines_dir=pipelines), base_url=url, api_token=app.token)
+        run_load(RunContext.from_config("duckdb", "w.duckdb", pipelines_dir=pipelines),
+                 {"base_url": url, "api_token": app.token})
     assert (first / "w.duckdb").exists() and (second / "w.duckdb").exists()
     assert main(["status", "--duckdb-file", "w.duckdb", "--pipelines-dir", pipelines]) == EXIT_OK

@@ -22,7 +22,8 @@ import pytest
 from certiverse_warehouse.pipelines.reporting.charts import nice_ticks
 from certiverse_warehouse.pipelines.cli import main
 from certiverse_warehouse.pipelines.reporting.frames import mart
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.reporting.report import (
     CALENDAR_AFTER,
     IDLE_DAYS,
@@ -60,10 +61,10 @@ def tenant(small_tenant_template: Tenant) -> Tenant:
 def warehouse(tenant: Tenant, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("report")
     files = {"duckdb": str(root / "w.duckdb"), "pipelines": str(root / "p")}
-    pipeline = make_pipeline("duckdb", files["duckdb"], pipelines_dir=files["pipelines"])
+    pipeline = RunContext.from_config("duckdb", files["duckdb"], pipelines_dir=files["pipelines"])
     app = SimulatorApp(tenant)
     with serve(app) as url:
-        run_load(pipeline, base_url=url, api_token=app.token, source_options={"as_of": tenant.now()})
+        run_load(pipeline, {"base_url": url, "api_token": app.token}, as_of=tenant.now())
     run_transforms(pipeline, tenant.today)
     return {"pipeline": pipeline, "root": root, **files}
 
@@ -209,7 +210,7 @@ def test_idle_table_lists_purchases_with_most_idle_redeemable_value(
 
 def test_headlines_lead_the_page(warehouse: dict[str, Any], page: str, tenant: Tenant) -> None:
     first_chart = page.index("<svg")
-    for line in headlines(warehouse["pipeline"], tenant.today):
+    for line in headlines(warehouse["pipeline"], tenant.today).sentences():
         assert 0 < page.index(html.escape(line)) < first_chart
 
 
@@ -277,10 +278,10 @@ def test_report_reads_the_same_numbers_on_postgres(
     warehouse: dict[str, Any], tenant: Tenant, postgres_server: Any, tmp_path: Path
 ) -> None:
     dsn = postgres_server.create_database("certiverse_report")
-    pipeline = make_pipeline("postgres", dsn, pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("postgres", dsn, pipelines_dir=str(tmp_path / "p"))
     app = SimulatorApp(tenant)
     with serve(app) as url:
-        run_load(pipeline, base_url=url, api_token=app.token, source_options={"as_of": tenant.now()})
+        run_load(pipeline, {"base_url": url, "api_token": app.token}, as_of=tenant.now())
     run_transforms(pipeline, tenant.today)
     on_postgres, on_duckdb = read_report_data(pipeline), read_report_data(warehouse["pipeline"])
     assert on_postgres.destination == "postgres"

@@ -9,7 +9,8 @@ import httpx
 import pytest
 import respx
 
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.sources.certiverse import CapExceededError
 from tests.helpers import RESOURCES, TOKEN, differences, extract, ids
 
@@ -45,9 +46,9 @@ def test_every_resource_yields_every_id_exactly_once(small_tenant_template, simu
 
 
 def test_load_matches_the_simulator_field_by_field(small_tenant_template, simulator, tmp_path):
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant_template) as (app, url):
-        result = run_load(pipeline, base_url=url, api_token=app.token)
+        result = run_load(pipeline, {"base_url": url, "api_token": app.token})
     for resource in RESOURCES:
         assert differences(pipeline, resource, small_tenant_template.records(resource)) == []
     users = sum(len(p["users"]) for p in small_tenant_template.records("partners"))
@@ -93,10 +94,10 @@ def test_a_query_that_cannot_be_narrowed_enough_fails_loudly_naming_it(small_ten
 
 
 def test_faults_are_ridden_out_and_the_warehouse_equals_the_truth(small_tenant_template, simulator, tmp_path):
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     faults = dict(fault_rate_500=0.06, fault_rate_429=0.03, retry_after=0, fault_rate_truncate=0.02, latency_ms=1)
     with simulator(small_tenant_template, page_size=20, **faults) as (app, url):
-        run_load(pipeline, base_url=url, api_token=app.token, source_options={"retry_backoff": 0.01})
+        run_load(pipeline, {"base_url": url, "api_token": app.token, "retry_backoff": 0.01})
         injected = dict(app.faults)
     assert all(injected.get(kind, 0) > 0 for kind in ("500", "429", "truncate")), injected
     for resource in RESOURCES:
@@ -131,10 +132,10 @@ def test_new_fields_become_columns_and_missing_fields_break_nothing(small_tenant
             body = json.dumps(payload).encode()
         return httpx.Response(status, headers=headers, content=body)
 
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with respx.mock:
         respx.route(host="certiverse.test").mock(side_effect=drifted)
-        result = run_load(pipeline, base_url=base, api_token=app.token)
+        result = run_load(pipeline, {"base_url": base, "api_token": app.token})
     assert result.rows["vouchers"] == len(small_tenant_template.records("vouchers"))
     with pipeline.sql_client() as client:
         tiers = client.execute_sql("select count(*) from vouchers where loyalty_tier = 'gold'")[0][0]
@@ -142,13 +143,13 @@ def test_new_fields_become_columns_and_missing_fields_break_nothing(small_tenant
 
 
 def test_requests_are_counted_by_endpoint_and_outcome(small_tenant_template, simulator, tmp_path):
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant_template, fault_rate_500=0.1) as (app, url):
-        result = run_load(pipeline, base_url=url, api_token=app.token, source_options={"retry_backoff": 0.01})
+        result = run_load(pipeline, {"base_url": url, "api_token": app.token, "retry_backoff": 0.01})
         served = Counter()
         for (path, status), n in app.stats.items():
             served[(path.rsplit("/", 1)[-1], str(status))] += n
-    counted = result.stats.as_dict()
+    counted = result.requests.as_dict()
     assert counted["vouchers"]["200"] == served[("vouchers", "200")]
     assert counted["vouchers"].get("500", 0) == served[("vouchers", "500")]
     assert counted["purchases"]["200"] == served[("purchases", "200")]
@@ -158,10 +159,10 @@ def test_the_token_never_lands_in_state_packages_traces_logs_or_the_warehouse(
     small_tenant_template, simulator, tmp_path, caplog
 ):
     token = "UNIQUE-T0KEN-never-stored-42"
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     caplog.set_level("DEBUG")
     with simulator(small_tenant_template, token=token, fault_rate_500=0.1) as (app, url):
-        run_load(pipeline, base_url=url, api_token=token, source_options={"retry_backoff": 0.01})
+        run_load(pipeline, {"base_url": url, "api_token": token, "retry_backoff": 0.01})
     files = [f for f in tmp_path.rglob("*") if f.is_file()]
     assert any(f.suffix == ".duckdb" for f in files)
     assert [str(f) for f in files if token.encode() in f.read_bytes()] == []

@@ -22,7 +22,8 @@ import duckdb
 import pytest
 
 from certiverse_warehouse.pipelines.cli import main
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.reporting import headlines
 from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR, TransformError, run_transforms
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
@@ -52,8 +53,8 @@ LOAD_TIMES = ("valid_from_at", "valid_to_at", "version_loaded_at")
 def _load(tenant: Tenant, pipeline: Any) -> Any:
     app = SimulatorApp(tenant)
     with serve(app) as url:
-        run_load(pipeline, base_url=url, api_token=app.token)
-    timings = run_transforms(pipeline, tenant.today)
+        run_load(pipeline, {"base_url": url, "api_token": app.token})
+    timings = run_transforms(pipeline, tenant.today).model_seconds
     return pipeline, timings
 
 
@@ -66,7 +67,7 @@ def tenant(small_tenant_template: Tenant) -> Tenant:
 def duckdb_build(tenant: Tenant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, float]]:
     """The small tenant loaded into DuckDB and transformed: the pipeline and the seconds per model."""
     root = tmp_path_factory.mktemp("duckdb_warehouse")
-    return _load(tenant, make_pipeline("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd")))
+    return _load(tenant, RunContext.from_config("duckdb", str(root / "w.duckdb"), pipelines_dir=str(root / "pd")))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def duckdb_warehouse(duckdb_build: tuple[Any, dict[str, float]]) -> Any:
 def postgres_warehouse(tenant: Tenant, postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("postgres_warehouse")
     dsn = postgres_server.create_database("certiverse_transforms")
-    return _load(tenant, make_pipeline("postgres", dsn, pipelines_dir=str(root / "pd")))[0]
+    return _load(tenant, RunContext.from_config("postgres", dsn, pipelines_dir=str(root / "pd")))[0]
 
 
 def copy_of(pipeline: Any, tmp_path: Path) -> Any:
@@ -86,7 +87,7 @@ def copy_of(pipeline: Any, tmp_path: Path) -> Any:
     path = tmp_path / "copy.duckdb"
     query(pipeline, "checkpoint")  # the copy must not miss what is still in the write-ahead log
     shutil.copy(duckdb_file(pipeline), path)
-    return make_pipeline("duckdb", str(path), pipelines_dir=str(tmp_path / "pd"))
+    return RunContext.from_config("duckdb", str(path), pipelines_dir=str(tmp_path / "pd"))
 
 
 def duckdb_file(pipeline: Any) -> str:
@@ -200,7 +201,7 @@ def test_certiverse_run_loads_and_transforms_into_postgres(
                      "--as-of", tenant.today.isoformat()])
     out = capsys.readouterr().out
     assert code == 0, out
-    pipeline = make_pipeline("postgres", pipelines_dir=str(tmp_path))
+    pipeline = RunContext.from_config("postgres", pipelines_dir=str(tmp_path))
     assert query(pipeline, "select count(*) from {ds}.voucher_utilization") == [(tenant.count("purchases"),)]
     assert f"{tenant.count('vouchers'):,} vouchers" in out
 
@@ -221,12 +222,12 @@ def test_each_mart_has_one_row_per_key(mart: str, duckdb_warehouse: Any) -> None
 def test_marts_read_only_current_voucher_versions(tmp_path: Path) -> None:
     tenant = Tenant.generate("small", seed=7)
     app = SimulatorApp(tenant)
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pd"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pd"))
     with serve(app) as url:
-        run_load(pipeline, base_url=url, api_token=app.token)
+        run_load(pipeline, {"base_url": url, "api_token": app.token})
         tenant.advance_day()
         tenant.advance_day()
-        run_load(pipeline, base_url=url, api_token=app.token)
+        run_load(pipeline, {"base_url": url, "api_token": app.token})
     run_transforms(pipeline, tenant.today)
     versions = query(pipeline, "select count(*) from {ds}.stg_voucher_history")[0][0]
     assert versions > tenant.count("vouchers"), "the second load changed no voucher: nothing is tested"
@@ -384,7 +385,7 @@ def test_headlines_give_the_used_share_and_breakage(
 ) -> None:
     statuses = Counter(expected["statuses"].values())
     breakage = sum(money(v["expired_unused"]) for v in expected["values"].values())
-    lines = headlines(duckdb_warehouse, tenant.today)
+    lines = headlines(duckdb_warehouse, tenant.today).sentences()
     assert 2 <= len(lines) <= 3
     assert f"{statuses['used']:,} used ({100 * statuses['used'] / len(expected['statuses']):.1f}%)" in lines[0]
     assert f"lost to expiry (breakage) {breakage:,.2f}" in lines[1]
@@ -439,7 +440,7 @@ def test_run_transforms_returns_seconds_for_every_model_in_build_order(duckdb_bu
 
 def test_transform_refuses_to_run_before_a_load(tmp_path: Path) -> None:
     duckdb.connect(str(tmp_path / "empty.duckdb")).close()
-    pipeline = make_pipeline("duckdb", str(tmp_path / "empty.duckdb"), pipelines_dir=str(tmp_path / "pd"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "empty.duckdb"), pipelines_dir=str(tmp_path / "pd"))
     with pytest.raises(TransformError, match="run a load first"):
         run_transforms(pipeline, dt.date(2026, 11, 1))
 
@@ -532,7 +533,7 @@ def postgres_readers(postgres_warehouse: Any, postgres_server: Any, tmp_path_fac
     """A copy of the Postgres warehouse for the tests that rebuild it on other dates while reading it."""
     import psycopg2
 
-    source = postgres_warehouse.destination_client().config.credentials.database
+    source = postgres_warehouse.warehouse.postgres.database
     connection = psycopg2.connect(postgres_server.dsn)
     connection.autocommit = True
     with connection.cursor() as cursor:
@@ -541,15 +542,14 @@ def postgres_readers(postgres_warehouse: Any, postgres_server: Any, tmp_path_fac
     connection.close()
     dsn = database_dsn(postgres_server.dsn, "certiverse_readers")
     root = tmp_path_factory.mktemp("postgres_readers")
-    return make_pipeline("postgres", dsn, pipelines_dir=str(root / "pd"))
+    return RunContext.from_config("postgres", dsn, pipelines_dir=str(root / "pd"))
 
 
 def reader(pipeline: Any) -> Any:
     """A connection of its own on the pipeline's database, as a BI tool has; waits for a lock 1 s at most."""
     import psycopg2
 
-    credentials = pipeline.destination_client().config.credentials
-    connection = psycopg2.connect(credentials.to_native_representation())
+    connection = psycopg2.connect(pipeline.warehouse.postgres.to_native_representation())
     with connection.cursor() as cursor:
         cursor.execute("set lock_timeout = '1s'")
     connection.commit()
@@ -680,7 +680,7 @@ def test_select_on_postgres_builds_out_of_sight_and_reads_the_rest_in_the_datase
 ) -> None:
     new_as_of = other_as_of(postgres_readers, tenant)
     # the marts and int_purchase_totals are built; the staging and intermediate views they read stay in the dataset
-    timings = run_transforms(postgres_readers, new_as_of, select="voucher_status+")
+    timings = run_transforms(postgres_readers, new_as_of, select="voucher_status+").model_seconds
     assert set(timings) == DOWNSTREAM_OF_VOUCHER_STATUS
     assert query(postgres_readers, "select max(as_of_date) from {ds}.voucher_expiry") == [(new_as_of,)]
     assert relation_kinds(postgres_readers, "certiverse_build") == {}

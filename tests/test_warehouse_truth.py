@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
-from certiverse_warehouse.sources.certiverse import certiverse_source
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
+from certiverse_warehouse.sources.certiverse import RunInputs, certiverse_source
 from tests.helpers import RESOURCES, differences
 
 # As in the nightly tests: a cap and a page size under which the small tenant plans like a big one.
@@ -15,14 +16,16 @@ CAP, PAGE = 400, 20
 
 
 def load(pipeline, app, url, tenant, **kwargs):
-    options = {"as_of": tenant.now(), "record_cap": CAP}
-    return run_load(pipeline, base_url=url, api_token=app.token, source_options=options, **kwargs)
+    return run_load(pipeline, {"base_url": url, "api_token": app.token, "record_cap": CAP}, as_of=tenant.now(),
+                    **kwargs)
 
 
 def leave_a_package_pending(pipeline, app, url, tenant) -> None:
     """What a crash after the extract leaves: a package of tonight's changes that no load took."""
-    pipeline.extract(certiverse_source(base_url=url, api_token=app.token, record_cap=CAP, as_of=tenant.now()))
-    assert pipeline.has_pending_data
+    source = certiverse_source(base_url=url, api_token=app.token, record_cap=CAP)
+    source.vouchers.bind(RunInputs(as_of=tenant.now()))
+    pipeline.pipeline.extract(source)
+    assert pipeline.pipeline.has_pending_data
 
 
 def assert_equals_the_api(pipeline, tenant) -> None:
@@ -32,13 +35,13 @@ def assert_equals_the_api(pipeline, tenant) -> None:
 
 def test_a_deleted_warehouse_is_read_again_whole_though_local_state_remains(small_tenant, simulator, tmp_path):
     duckdb_file = tmp_path / "w.duckdb"
-    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
         small_tenant.advance_day()
         load(pipeline, app, url, small_tenant)
         duckdb_file.unlink()
-        result = load(make_pipeline("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p")), app, url,
+        result = load(RunContext.from_config("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p")), app, url,
                       small_tenant)
     assert result.full_read_reason and "no earlier load" in result.full_read_reason
     assert_equals_the_api(pipeline, small_tenant)
@@ -49,7 +52,7 @@ def test_an_empty_warehouse_with_the_dataset_schema_but_no_tables_is_read_again_
     import duckdb
 
     duckdb_file = tmp_path / "w.duckdb"
-    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
         small_tenant.advance_day()
@@ -59,28 +62,28 @@ def test_an_empty_warehouse_with_the_dataset_schema_but_no_tables_is_read_again_
         with duckdb.connect(str(duckdb_file)) as con:
             con.execute("create schema certiverse")  # the dataset exists, as in a database made ready by hand
         small_tenant.advance_day()
-        result = load(make_pipeline("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p")), app, url,
+        result = load(RunContext.from_config("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p")), app, url,
                       small_tenant)
     assert "no earlier load" in result.full_read_reason
     assert_equals_the_api(pipeline, small_tenant)
-    assert pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["night"] == 0
+    assert pipeline.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["night"] == 0
 
 
 def test_a_new_warehouse_file_gets_everything_though_the_pipeline_loaded_elsewhere(small_tenant, simulator, tmp_path):
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
-        load(make_pipeline("duckdb", str(tmp_path / "old.duckdb"), pipelines_dir=str(tmp_path / "p")), app, url,
-             small_tenant)
+        old = RunContext.from_config("duckdb", str(tmp_path / "old.duckdb"), pipelines_dir=str(tmp_path / "p"))
+        load(old, app, url, small_tenant)
         small_tenant.advance_day()
-        other = make_pipeline("duckdb", str(tmp_path / "new.duckdb"), pipelines_dir=str(tmp_path / "p"))
+        other = RunContext.from_config("duckdb", str(tmp_path / "new.duckdb"), pipelines_dir=str(tmp_path / "p"))
         result = load(other, app, url, small_tenant)
-    assert result.stats.records["vouchers"] >= len(small_tenant.records("vouchers"))
+    assert result.requests.records["vouchers"] >= len(small_tenant.records("vouchers"))
     assert_equals_the_api(other, small_tenant)
 
 
 def test_a_warehouse_restored_from_an_older_backup_ends_exact(small_tenant, simulator, tmp_path):
     duckdb_file = tmp_path / "w.duckdb"
     backup = tmp_path / "backup.duckdb"
-    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
         shutil.copy(duckdb_file, backup)
@@ -89,18 +92,18 @@ def test_a_warehouse_restored_from_an_older_backup_ends_exact(small_tenant, simu
             load(pipeline, app, url, small_tenant)
         shutil.copy(backup, duckdb_file)
         small_tenant.advance_day()
-        result = load(make_pipeline("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p")), app, url,
+        result = load(RunContext.from_config("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p")), app, url,
                       small_tenant)
     assert result.full_read_reason and "behind" in result.full_read_reason
     assert_equals_the_api(pipeline, small_tenant)
-    state = pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]
+    state = pipeline.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]
     assert state["mode"] == "full" and state["night"] == 0
 
 
 def test_pending_packages_of_a_deleted_warehouse_are_dropped_not_loaded_into_the_new_one(small_tenant, simulator,
                                                                                           tmp_path):
     duckdb_file = tmp_path / "w.duckdb"
-    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(duckdb_file), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
         small_tenant.advance_day()
@@ -109,19 +112,19 @@ def test_pending_packages_of_a_deleted_warehouse_are_dropped_not_loaded_into_the
         duckdb_file.unlink()
         result = load(pipeline, app, url, small_tenant)
     assert "no earlier load" in result.full_read_reason
-    assert not pipeline.has_pending_data
+    assert not pipeline.pipeline.has_pending_data
     assert_equals_the_api(pipeline, small_tenant)
 
 
 def test_a_nightly_run_after_a_crash_finishes_the_pending_load_and_stays_nightly(small_tenant, simulator, tmp_path):
-    pipeline = make_pipeline("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
         leave_a_package_pending(pipeline, app, url, small_tenant)
         result = load(pipeline, app, url, small_tenant)
     # A pending package explains the local state being one version ahead: nothing was lost.
     assert result.full_read_reason is None
-    assert pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
+    assert pipeline.pipeline.state["sources"]["certiverse"]["resources"]["vouchers"]["mode"] == "nightly"
 
 
 @pytest.mark.postgres
@@ -129,7 +132,7 @@ def test_an_emptied_postgres_warehouse_is_read_again_whole(small_tenant, simulat
     import psycopg2
 
     dsn = postgres_server.create_database("truth_emptied")
-    pipeline = make_pipeline("postgres", dsn, pipelines_dir=str(tmp_path / "p"))
+    pipeline = RunContext.from_config("postgres", dsn, pipelines_dir=str(tmp_path / "p"))
     with simulator(small_tenant, cap=CAP, page_size=PAGE) as (app, url):
         load(pipeline, app, url, small_tenant)
         with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:

@@ -6,9 +6,8 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from ...sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
-
 from .codes import EXIT_API, EXIT_AUTH, EXIT_CONFIG, EXIT_DESTINATION, EXIT_FAILURE, EXIT_OK, EXIT_STALE
+from .logs import configure_logging
 from .parser import build_parser
 
 __all__ = ["EXIT_API", "EXIT_AUTH", "EXIT_CONFIG", "EXIT_DESTINATION", "EXIT_FAILURE", "EXIT_OK", "EXIT_STALE",
@@ -21,16 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO if args.progress else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request at INFO; its URLs carry no token, but they drown the progress lines.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if getattr(args, "lock_timeout", None) is not None:
-        import dlt
-
-        dlt.config["destination.duckdb.lock_timeout"] = args.lock_timeout
+    configure_logging(args.verbose, args.progress)
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -46,10 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def classify(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message for a failure, looking through dlt's wrappers for the cause."""
+    # imported here: `certiverse --help` answers without loading dlt
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
+    from ...sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
     from ..locks import WarehouseLockedError, lock_holder
-    from ..publishing import PublishError, published_hint
+    from ..publishing import PublishError
 
     seen: BaseException | None = exc
     while seen is not None:
@@ -60,7 +52,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
         if isinstance(seen, ConfigFieldMissingException):
             return _missing_config(seen)
         if isinstance(seen, WarehouseLockedError):
-            return EXIT_DESTINATION, seen.explain(seen.published or published_hint(seen.path))
+            return EXIT_DESTINATION, str(seen)
         if isinstance(seen, PublishError):
             return EXIT_DESTINATION, str(seen)
         if isinstance(seen, (ApiUnavailableError, CertiverseError)):

@@ -9,30 +9,43 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .codes import EXIT_API, EXIT_OK, EXIT_STALE
 
+if TYPE_CHECKING:
+    from ..context import RunContext
+    from ..phases import Phases
+    from ..publishing import Publication
+    from ..reporting.headlines import Headlines
+    from ..reporting.summary import CommandSummary
+    from ..transform import TransformResult
 
-def _credentials(args: argparse.Namespace) -> Any:
-    if args.destination == "duckdb":
-        return args.duckdb_file
-    return None
+
+def _context(args: argparse.Namespace, *, read_only: bool = False, progress: Any = None) -> RunContext:
+    """The command's run context: the warehouse the options name, the rest from dlt's configuration."""
+    from ..context import RunContext
+
+    return RunContext.from_config(
+        args.destination,
+        args.duckdb_file if args.destination == "duckdb" else None,
+        pipelines_dir=args.pipelines_dir,
+        lock_timeout=args.lock_timeout,
+        on_wait=progress.note if progress is not None else _say,
+        read_only=read_only,
+        progress=progress,
+    )
 
 
-def _load(args: argparse.Namespace, pipeline: Any, **kwargs: Any) -> Any:
-    """run_load with a progress line on stderr (always with --progress, else when stderr is a terminal)."""
-    from ...sources.certiverse import RequestStats
-
-    from ..load import run_load
+def _progress(args: argparse.Namespace) -> Any:
+    """The progress line for a load: always with --progress, else when stderr is a terminal."""
+    if not (args.progress or sys.stderr.isatty()):
+        return None
     from ..reporting.progress import Progress
 
-    stats = RequestStats()
-    if args.progress or sys.stderr.isatty():
-        with Progress(stats) as progress:
-            return run_load(pipeline, stats=stats, on_wait=progress.note, **kwargs)
-    return run_load(pipeline, stats=stats, on_wait=_say, **kwargs)
+    return Progress()
 
 
 def _say(message: str) -> None:
@@ -40,85 +53,94 @@ def _say(message: str) -> None:
     print(f"certiverse: {message}", file=sys.stderr, flush=True)
 
 
-def _on_warehouse(pipeline: Any, action: Any, *, read_only: bool = False) -> Any:
-    """Run ``action`` on the pipeline's warehouse, waiting for a DuckDB file another process holds."""
-    from ..load import duckdb_file
-    from ..locks import retry_when_locked
-    from ..publishing import published_hint
-
-    path = duckdb_file(pipeline)
-    return retry_when_locked(action, path, read_only=read_only, published=published_hint(path), on_wait=_say)
+def _source_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The source's configuration the command line gives; the rest comes from dlt's."""
+    given = {"base_url": args.base_url, "workers": args.workers}
+    return {name: value for name, value in given.items() if value}
 
 
-def _transform(args: argparse.Namespace, pipeline: Any, as_of: dt.date | None) -> tuple[dict[str, float], list[str]]:
-    """Build the marts, read their headlines, and publish the copy readers open; (timings, headlines)."""
+def _start(args: argparse.Namespace, started: float, progress: Any = None) -> tuple[RunContext, Phases]:
+    """The run context and the command's phases, its start-up timed from ``started``."""
+    from ..phases import Phases
+
+    phases = Phases()
+    context = _context(args, progress=progress)
+    context.pipeline  # noqa: B018  # dlt's pipeline is made (and dlt imported) here, inside start-up
+    phases.add("startup", time.perf_counter() - started)
+    return context, phases
+
+
+def _build_and_publish(context: RunContext, phases: Phases, as_of: dt.date | None,
+                       select: str | None = None) -> tuple[TransformResult, Headlines, Publication | None]:
+    """Build the marts, read their headline figures, and publish the copy readers open:
+    (the build's result, the headline figures, the publication or None)."""
     from ..publishing import publish
     from ..reporting.headlines import headlines
     from ..transform import run_transforms
 
-    timings = _on_warehouse(pipeline, lambda: run_transforms(pipeline, as_of, select=getattr(args, "select", None)))
-    lines = _on_warehouse(pipeline, lambda: headlines(pipeline, as_of))
-    publication = _on_warehouse(pipeline, lambda: publish(pipeline))
-    args.publication = publication
-    if publication is not None:
-        lines.append(
-            f"Published for readers: {publication.duckdb_file or '-'} and {publication.parquet_dir or '-'} "
-            f"({len(publication.relations)} relations, {publication.bytes / 1e6:,.1f} MB, {publication.seconds:.1f}s)"
-        )
-    return timings, lines
+    transform = context.on_warehouse(run_transforms, context, as_of, select=select)
+    phases.update(transform.phases)
+    with phases.time("headlines"):
+        figures = context.on_warehouse(headlines, context, as_of)
+    with phases.time("publish"):
+        publication = context.on_warehouse(publish, context)
+    return transform, figures, publication
 
 
-def _report(
-    args: argparse.Namespace, result: Any, headlines: list[str] | None = None, timings: dict[str, float] | None = None
-) -> None:
+def _print_summary(summary: CommandSummary, *, json_output: bool = False, model_seconds: bool = False) -> None:
     from ..reporting.summary import as_json, format_summary
 
-    if getattr(args, "json", False):
-        publication = getattr(args, "publication", None)
-        print(json.dumps({**as_json(result, headlines), "transform_seconds": timings or {},
-                          "published": publication.as_dict() if publication else None}, indent=2))
+    if json_output:
+        print(json.dumps(as_json(summary), indent=2, default=str))
     else:
-        print(format_summary(result, headlines))
+        print(format_summary(summary, model_seconds=model_seconds))
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from ..load import make_pipeline
+    started = time.perf_counter()
+    from ..load import run_load
+    from ..reporting.summary import CommandSummary
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    options = {"workers": args.workers} if args.workers else {}
-    result = _load(args, pipeline, base_url=args.base_url, full_refresh=args.full_refresh, source_options=options)
-    _report(args, result)
+    context, phases = _start(args, started, _progress(args))
+    load = run_load(context, _source_config(args), full_refresh=args.full_refresh)
+    phases.update(load.phases)
+    _print_summary(CommandSummary("load", time.perf_counter() - started, phases.as_dict(), load=load),
+                   json_output=args.json)
     return EXIT_OK
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
-    from ..load import make_pipeline
-    from ..reporting.summary import format_timings
+    started = time.perf_counter()
+    from ..reporting.summary import CommandSummary
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    timings, lines = _transform(args, pipeline, args.as_of)
-    print(format_timings(timings))
-    print("\n".join(lines))
+    context, phases = _start(args, started)
+    transform, figures, publication = _build_and_publish(context, phases, args.as_of, args.select)
+    _print_summary(CommandSummary("transform", time.perf_counter() - started, phases.as_dict(),
+                                  transform=transform, headlines=figures, publication=publication),
+                   json_output=args.json, model_seconds=True)
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..load import make_pipeline
+    started = time.perf_counter()
+    from ..load import run_load
+    from ..reporting.summary import CommandSummary
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    options = {"workers": args.workers} if args.workers else {}
-    result = _load(args, pipeline, base_url=args.base_url, full_refresh=args.full_refresh, source_options=options)
-    timings, lines = _transform(args, pipeline, args.as_of)
-    _report(args, result, lines, timings=timings)
+    context, phases = _start(args, started, _progress(args))
+    load = run_load(context, _source_config(args), full_refresh=args.full_refresh)
+    phases.update(load.phases)
+    transform, figures, publication = _build_and_publish(context, phases, args.as_of, args.select)
+    _print_summary(CommandSummary("run", time.perf_counter() - started, phases.as_dict(), load=load,
+                                  transform=transform, headlines=figures, publication=publication),
+                   json_output=args.json)
     return EXIT_OK
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from ..load import make_pipeline
     from ..publishing import publish
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir)
-    publication = _on_warehouse(pipeline, lambda: publish(pipeline))
+    context = _context(args)
+    publication = context.on_warehouse(publish, context)
     if publication is None:
         print("Nothing to publish: the destination is not DuckDB, or [publish] enabled is false.")
     elif args.json:
@@ -130,28 +152,35 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     from ...simulator import SimulatorApp, Tenant, serve
 
-    from ..load import make_pipeline
+    from ..context import RunContext
+    from ..load import run_load
+    from ..phases import Phases
+    from ..reporting.summary import CommandSummary
 
     print(f"Generating the '{args.size}' simulated tenant (seed {args.seed})...")
     tenant = Tenant.generate(args.size, seed=args.seed)
     app = SimulatorApp(tenant)
-    duckdb_file = Path(args.duckdb_file).resolve()
-    pipelines_dir = args.pipelines_dir or str(Path(".certiverse").resolve())
-    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=pipelines_dir, pipeline_name="certiverse_demo")
+    progress = _progress(args)
+    context = RunContext.from_config("duckdb", args.duckdb_file,
+                                     pipelines_dir=args.pipelines_dir or Path(".certiverse").resolve(),
+                                     on_wait=progress.note if progress is not None else _say, progress=progress)
     # A demo starts from scratch: same seed, same warehouse.
-    pipeline.drop()
-    duckdb_file.unlink(missing_ok=True)
-    pipeline = make_pipeline("duckdb", str(duckdb_file), pipelines_dir=pipelines_dir, pipeline_name="certiverse_demo")
+    context.pipeline.drop()
+    context.warehouse.duckdb_file.unlink(missing_ok=True)
+    phases = Phases()
+    phases.add("startup", time.perf_counter() - started)
     with serve(app) as base_url:
-        print(f"Simulator serving on {base_url}; loading into {duckdb_file} ...")
-        result = _load(args, pipeline, base_url=base_url, api_token=app.token,
-                       source_options={"as_of": tenant.now()})
+        print(f"Simulator serving on {base_url}; loading into {context.warehouse.name} ...")
+        load = run_load(context, {"base_url": base_url, "api_token": app.token}, as_of=tenant.now())
+    phases.update(load.phases)
     # The simulated tenant lives on its own clock: judge expiry on its today, not the wall clock's.
-    _, lines = _transform(args, pipeline, tenant.today)
-    _report(args, result, lines)
-    published = args.publication.duckdb_file if args.publication else duckdb_file
+    transform, figures, publication = _build_and_publish(context, phases, tenant.today)
+    _print_summary(CommandSummary("demo", time.perf_counter() - started, phases.as_dict(), load=load,
+                                  transform=transform, headlines=figures, publication=publication))
+    published = publication.duckdb_file if publication else context.warehouse.duckdb_file
     print(f"Marts built: voucher_utilization, voucher_expiry, partner/program utilization, expiry_calendar "
           f"(see docs/marts.md). Query the published copy (read-only, never in the loader's way):\n"
           f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{Path(published).name}', read_only=True)"
@@ -183,21 +212,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..load import make_pipeline
     from ..reporting.status import format_status, pipeline_status
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir, read_only=True)
-    status = _on_warehouse(pipeline, lambda: pipeline_status(pipeline, args.max_age_hours), read_only=True)
+    context = _context(args, read_only=True)
+    status = context.on_warehouse(pipeline_status, context, args.max_age_hours)
     print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
     return EXIT_STALE if status["stale"] else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..load import make_pipeline
     from ..reporting.report import write_report
 
-    pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=args.pipelines_dir, read_only=True)
-    path = _on_warehouse(pipeline, lambda: write_report(pipeline, args.output, args.as_of), read_only=True)
+    context = _context(args, read_only=True)
+    path = context.on_warehouse(write_report, context, args.output, args.as_of)
     print(f"Wrote {path}")
     return EXIT_OK
 
@@ -226,14 +253,10 @@ def cmd_purchase_create(args: argparse.Namespace) -> int:
 
 
 def cmd_dbt_profile(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from ..load import make_pipeline
+    from ..context import Warehouse
     from ..transform.profile import write_profile
 
-    # The profile needs the destination's configuration, not a pipeline's state: a throwaway
-    # pipelines folder keeps dlt from reading (and warning about) the state of another run.
-    with tempfile.TemporaryDirectory(prefix="certiverse-dbt-profile-state-") as state:
-        pipeline = make_pipeline(args.destination, _credentials(args), pipelines_dir=state)
-        print(write_profile(pipeline, args.profiles_dir))
+    # The profile needs the warehouse's configuration, not a pipeline's state: no pipelines folder is touched.
+    warehouse = Warehouse.from_config(args.destination, args.duckdb_file if args.destination == "duckdb" else None)
+    print(write_profile(warehouse, args.profiles_dir))
     return EXIT_OK

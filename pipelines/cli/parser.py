@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         "4 API failure, 5 destination failure (e.g. the DuckDB file is locked), 6 data stale (status).",
     )
     parser.add_argument("--version", action="version", version=f"certiverse {version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, the libraries' own log lines (dlt, dbt) and full tracebacks")
     parser.add_argument("--progress", action="store_true", help="log progress lines while running")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_destination_args(transform)
     _add_as_of_arg(transform)
     _add_select_arg(transform)
+    transform.add_argument("--json", action="store_true", help="print the summary as JSON")
     transform.set_defaults(handler=handlers.cmd_transform)
 
     run = commands.add_parser(
@@ -74,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", choices=("small", "default", "large"), default="default", help="tenant size")
     demo.add_argument("--seed", type=int, default=42, help="tenant seed (same seed, same data)")
     demo.add_argument("--duckdb-file", default="certiverse_demo.duckdb", help="DuckDB file to write")
-    demo.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: .certiverse/ here)")
+    demo.add_argument("--pipelines-dir", help="where dlt keeps local state, a folder per warehouse "
+                      "(default: .certiverse/ here)")
     demo.set_defaults(handler=handlers.cmd_demo)
 
     sim = commands.add_parser(
@@ -176,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_destination_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
     parser.add_argument("--duckdb-file", help=DUCKDB_FILE_HELP)
-    parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
+    parser.add_argument("--pipelines-dir", help="where dlt keeps local state, a folder per warehouse "
+                        "(default: dlt's, ~/.dlt/pipelines)")
     parser.add_argument(
         "--lock-timeout", type=float, metavar="SECONDS",
         help="how long to wait for a DuckDB file another process holds before giving up with exit code 5 "

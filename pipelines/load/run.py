@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Callable
+from typing import Any, Mapping
 
-import dlt
 from dlt.common.pipeline import LoadInfo
 
-from ...sources.certiverse import RequestStats, certiverse_source
+from ...sources.certiverse import RequestStats, RunInputs, certiverse_source, requests_of
 
-from ..locks import exclusive, retry_when_locked
+from ..context import RunContext
+from ..locks import exclusive
+from ..phases import Phases
 from . import counters
 from .counters import CounterCheck
-from .pipeline import FILE_FORMATS, RESOURCES, duckdb_file, vouchers_state
+from .pipeline import FILE_FORMATS, RESOURCES, vouchers_state
 from .snapshot import read_snapshot
 from .warehouse import align_with_warehouse, tables
 
@@ -25,167 +26,166 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadResult:
-    """What one run did: dlt's load info, request counters, and its duration."""
+    """What one load did: requests sent, rows, the counter check, and where its time went."""
 
-    info: LoadInfo | None
-    stats: RequestStats
+    requests: RequestStats  # by endpoint and outcome, re-reads included, as the source reported them
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (pipelines/phases.py)
+    load_ids: list[str] = field(default_factory=list)
+    vouchers_state: dict[str, Any] = field(default_factory=dict)  # the vouchers resource's state after the load
     rows: dict[str, int] = field(default_factory=dict)
     extracted: dict[str, int] = field(default_factory=dict)  # rows this run read, per table
     written: dict[str, int] = field(default_factory=dict)  # rows this run added (new or changed), root tables
     counter_check: CounterCheck | None = None
     full_read_reason: str | None = None  # why everything was read though the warehouse had data
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the run, for benchmarks
+    info: LoadInfo | None = None  # dlt's load info of the read (None: nothing new was loaded)
+
+    @property
+    def mode(self) -> str:
+        """How the vouchers were read: ``full read``, ``nightly read, rolling re-check night N``, or ''."""
+        if self.vouchers_state.get("mode") == "nightly":
+            return f"nightly read, rolling re-check night {self.vouchers_state.get('night')}"
+        return "full read" if self.vouchers_state.get("mode") else ""
 
 
 def run_load(
-    pipeline: dlt.Pipeline,
+    context: RunContext,
+    source_config: Mapping[str, Any] | None = None,
     *,
-    base_url: str | None = None,
-    api_token: str | None = None,
     full_refresh: bool = False,
-    source_options: dict[str, Any] | None = None,
-    stats: RequestStats | None = None,
-    on_wait: Callable[[str], None] | None = None,
+    as_of: dt.datetime | None = None,
 ) -> LoadResult:
     """Bring local state in line with the warehouse, finish what an earlier run left pending, extract and
     load what can have changed, then check every purchase against the API's counters and re-read those
     that disagree.
 
-    The first run, ``full_refresh``, and a warehouse that lacks loads the local state
-    remembers read everything; later runs read the nightly plan against what the
-    warehouse holds. base_url/api_token None means dlt's config. ``stats`` lets a
-    caller watch requests while the run goes on; ``on_wait`` hears why the run waits
-    for a locked DuckDB file.
+    ``source_config``: the source's configuration given here (``base_url``, ``api_token``, ``workers``,
+    ``record_cap``, ...); the rest comes from dlt's (``[sources.certiverse]``). The first run,
+    ``full_refresh``, and a warehouse that lacks loads the local state remembers read everything;
+    later runs read the nightly plan against what the warehouse holds. ``as_of`` is "now" for the
+    plan (default: the API's clock).
     """
-    stats = stats or RequestStats()
-    options = dict(source_options or {})
-    if base_url:
-        options["base_url"] = base_url
-    if api_token:
-        options["api_token"] = api_token
-    started = time.monotonic()
-    # Vouchers come as Arrow tables, which dlt writes without _dlt_load_id unless told to;
-    # rows_written() and analysts tell loads apart by it.
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    file_format = FILE_FORMATS.get(pipeline.destination.destination_name)
-    working = duckdb_file(pipeline)
-
-    def locked(action: Callable[[], Any]) -> Any:
-        return retry_when_locked(action, working, on_wait=on_wait)
-
-    def repair(codes: list[str]) -> Any:
-        source = certiverse_source(stats=stats, reread_purchases=codes, **options).with_resources("vouchers")
-        return locked(lambda: pipeline.run(source, loader_file_format=file_format))
-
-    phases: dict[str, float] = {}
-    timed = partial(_timed, phases)
-    with exclusive(pipeline):
-        reason = timed("align", lambda: locked(
-            lambda: align_with_warehouse(pipeline, lambda: pipeline.run(loader_file_format=file_format))))
-        previous = None
+    started = time.perf_counter()
+    pipeline, config, phases = context.pipeline, dict(source_config or {}), Phases()
+    with exclusive(context.lock_file, f"a load of {context.warehouse.name}"):
+        with phases.time("align"):
+            reason = context.on_warehouse(align_with_warehouse, pipeline)
+        snapshot = None
         if not (full_refresh or reason):
-            previous = timed("snapshot", lambda: locked(lambda: read_snapshot(pipeline)))
-        source = certiverse_source(stats=stats, full_refresh=full_refresh or bool(reason), previous=previous,
-                                   **options)
-        info = timed("run", lambda: locked(lambda: pipeline.run(source, loader_file_format=file_format)))
-        phases.update(_steps(pipeline))
-        load_ids, extracted = list(info.loads_ids) if info else [], _extracted(pipeline)
+            with phases.time("snapshot"):
+                snapshot = context.on_warehouse(read_snapshot, pipeline)
+        inputs = RunInputs(snapshot=snapshot, as_of=as_of, full_refresh=full_refresh or bool(reason))
+        read = _read_and_load(context, config, inputs, phases)
         # A full read has just read every voucher afresh: what disagrees now is the API's own accounting.
         read_afresh = vouchers_state(pipeline).get("mode") == "full"
-        check, disagreeing, repair_info = timed("counter_check", lambda: _check_counters(
-            pipeline, locked, None if read_afresh else repair))
-        if repair_info is not None:
-            load_ids += repair_info.loads_ids
-            for table, n in _extracted(pipeline).items():
-                extracted[table] = extracted.get(table, 0) + n
-        rows, written = timed("after_load", lambda: locked(
-            lambda: _after_load(pipeline, check, disagreeing, load_ids)))
+        with phases.time("counter_check"):
+            check, disagreeing, repair = _check_counters(context, config, repair=not read_afresh)
+        reads = [read] if repair is None else [read, repair]
+        load_ids = [load_id for r in reads if r.info for load_id in r.info.loads_ids]
+        with phases.time("row_counts"):
+            rows, written = context.on_warehouse(_after_load, context, check, disagreeing, load_ids)
     return LoadResult(
-        info=info,
-        stats=stats,
-        seconds=time.monotonic() - started,
+        requests=requests_of(*(r.extract for r in reads)),
+        seconds=time.perf_counter() - started,
+        phases=phases.as_dict(),
+        load_ids=load_ids,
+        vouchers_state=vouchers_state(pipeline),
         rows=rows,
-        extracted=extracted,
+        extracted=_sum_counts(r.row_counts for r in reads),
         written=written,
         counter_check=check,
         full_read_reason=reason,
-        phases=phases,
+        info=read.info,
     )
 
 
-def _timed(phases: dict[str, float], name: str, action: Callable[[], Any]) -> Any:
-    started = time.perf_counter()
-    try:
-        return action()
-    finally:
-        phases[name] = round(time.perf_counter() - started, 3)
+@dataclass
+class _Read:
+    """One extract, normalize and load of the source: dlt's info of each step."""
+
+    extract: Any
+    row_counts: dict[str, int]
+    info: LoadInfo | None
 
 
-def _steps(pipeline: dlt.Pipeline) -> dict[str, float]:
-    """Seconds of the extract, normalize and load steps of the last pipeline.run."""
-    trace = pipeline.last_trace
-    steps = trace.steps if trace else []
-    return {f"run.{s.step}": round((s.finished_at - s.started_at).total_seconds(), 3) for s in steps
-            if s.step in ("extract", "normalize", "load") and s.finished_at}
+def _read_and_load(context: RunContext, config: dict[str, Any], inputs: RunInputs,
+                   phases: Phases | None = None) -> _Read:
+    """Extract the source with these inputs, normalize, and load, as dlt's ``run()`` does after its sync
+    (``align_with_warehouse`` did that); timed as ``read``, ``normalize`` and ``load`` into ``phases``.
+
+    Steps apart, not ``run()``: only the load opens the warehouse, so only it waits out a locked
+    DuckDB file, and a retried load never loses what the extract reported (a ``run()`` tried again
+    after its load failed only loads the pending package).
+    """
+    pipeline, phases = context.pipeline, phases or Phases()
+    with phases.time("read"):
+        source = certiverse_source(**config)
+        if inputs.reread_purchases:
+            source = source.with_resources("vouchers")
+        source.vouchers.bind(inputs)
+        extract = pipeline.extract(source, loader_file_format=FILE_FORMATS[context.warehouse.destination])
+    with phases.time("normalize"):
+        normalized = pipeline.normalize()
+    with phases.time("load"):
+        info = context.on_warehouse(pipeline.load)
+    row_counts = {t: n for t, n in (normalized.row_counts if normalized else {}).items() if not t.startswith("_dlt")}
+    return _Read(extract, row_counts, info)
 
 
 def _check_counters(
-    pipeline: dlt.Pipeline, locked: Callable[[Callable[[], Any]], Any], repair: Callable[[list[str]], Any] | None
-) -> tuple[CounterCheck, dict[str, counters.Disagreement], Any]:
+    context: RunContext, config: dict[str, Any], *, repair: bool
+) -> tuple[CounterCheck, dict[str, counters.Disagreement], _Read | None]:
     """Compare every purchase with its vouchers in the warehouse; re-read (``repair``) those that disagree
-    and are not known to disagree by the API's own accounting (``repair`` None: every voucher was just
+    and are not known to disagree by the API's own accounting (no ``repair``: every voucher was just
     read afresh, nothing to re-read). Returns the check, the disagreements left after the re-read, and
-    the re-read's load info (None if nothing was re-read)."""
-
-    def on_warehouse(query: Callable[[Any], Any]) -> Any:
-        def action() -> Any:
-            with pipeline.sql_client() as client:
-                return query(client)
-
-        return locked(action)
-
-    checked, found, reread = on_warehouse(counters.to_reread)
+    the re-read (None if nothing was re-read)."""
+    checked, found, reread = context.on_warehouse(_query, context, counters.to_reread)
     check = CounterCheck(checked=checked)
-    repair_info = None
-    if reread and repair is not None:
+    repaired = None
+    if reread and repair:
         log.info("counter check: %d purchases disagree with their vouchers in the warehouse; re-reading them",
                  len(reread))
-        repair_info = repair(reread)
+        repaired = _read_and_load(context, config, RunInputs.repair(reread))
         # What the re-read left: the disagreements alone (which of them were known does not matter now).
-        _, found = on_warehouse(counters.disagreements)
+        _, found = context.on_warehouse(_query, context, counters.disagreements)
         check.reread, check.repaired = reread, [code for code in reread if code not in found]
     check.api_accounting = sorted(found)
-    return check, found, repair_info
+    return check, found, repaired
 
 
-def _after_load(pipeline: dlt.Pipeline, check: CounterCheck, disagreeing: dict[str, counters.Disagreement],
+def _query(context: RunContext, query: Any) -> Any:
+    """``query(client)`` on one connection to the warehouse."""
+    with context.sql_client() as client:
+        return query(client)
+
+
+def _after_load(context: RunContext, check: CounterCheck, disagreeing: dict[str, counters.Disagreement],
                 load_ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
     """Record the counter check; rows per table and rows written by these loads, through one connection."""
-    with pipeline.sql_client() as client:
+    with context.sql_client() as client:
         counters.record(client, check, disagreeing)
-        return table_counts(pipeline, client), rows_written(pipeline, client, load_ids)
+        return table_counts(context.pipeline, client), rows_written(context.pipeline, client, load_ids)
 
 
-def _extracted(pipeline: dlt.Pipeline) -> dict[str, int]:
-    """Rows the last pipeline.run read, per data table."""
-    trace = pipeline.last_trace
-    if not trace or not trace.last_normalize_info:
-        return {}
-    return {t: n for t, n in trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
+def _sum_counts(counts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for each in counts:
+        for table, n in each.items():
+            total[table] = total.get(table, 0) + n
+    return total
 
 
-def table_counts(pipeline: dlt.Pipeline, client: Any) -> dict[str, int]:
+def table_counts(pipeline: Any, client: Any) -> dict[str, int]:
     """Rows per data table of the pipeline's dataset (dlt's own tables left out), through an open client."""
     present = tables(client)
-    counts: dict[str, int] = {}
+    result: dict[str, int] = {}
     for name in sorted(pipeline.default_schema.data_table_names()):
         if not name.startswith("_dlt") and name in present:
-            counts[name] = client.execute_sql(f"select count(*) from {client.make_qualified_table_name(name)}")[0][0]
-    return counts
+            result[name] = client.execute_sql(f"select count(*) from {client.make_qualified_table_name(name)}")[0][0]
+    return result
 
 
-def rows_written(pipeline: dlt.Pipeline, client: Any, load_ids: list[str]) -> dict[str, int]:
+def rows_written(pipeline: Any, client: Any, load_ids: list[str]) -> dict[str, int]:
     """Rows the given loads wrote to each root table: all read rows for merged tables, only new
     or changed versions for the vouchers history."""
     if not load_ids:

@@ -24,9 +24,10 @@ what the comparison relies on.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 import dlt
+from dlt.common.versioned_state import decompress_state
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,30 @@ def stored_state_version(pipeline: dlt.Pipeline) -> int | None:
     return rows[0][0] if rows and rows[0][0] is not None else None
 
 
+def stored_state(client: Any, pipeline_name: str) -> dict[str, Any] | None:
+    """The newest state of this pipeline the warehouse holds from a completed load (what dlt's own
+    sync restores), through an open SQL client; None if it holds none."""
+    present = tables(client)
+    if STATE_TABLE not in present or "_dlt_loads" not in present:
+        return None
+    rows = client.execute_sql(
+        f"select s.state from {client.make_qualified_table_name(STATE_TABLE)} as s "
+        f"join {client.make_qualified_table_name('_dlt_loads')} as l on l.load_id = s._dlt_load_id "
+        "where s.pipeline_name = %s and l.status = 0 order by l.load_id desc limit 1",
+        pipeline_name,
+    )
+    return decompress_state(rows[0][0]) if rows else None
+
+
 def pending_packages(pipeline: dlt.Pipeline) -> int:
     return len(pipeline.list_extracted_load_packages()) + len(pipeline.list_normalized_load_packages())
 
 
-def align_with_warehouse(pipeline: dlt.Pipeline, finish_pending: Callable[[], Any]) -> str | None:
+def align_with_warehouse(pipeline: dlt.Pipeline) -> str | None:
     """Bring local state in line with the warehouse; returns why everything must be read, or None.
 
-    ``finish_pending`` loads the packages an earlier run left behind (called only when
-    they belong to the warehouse as it is).
+    Pending packages are finished (normalized, loaded) only when they belong to the warehouse as
+    it is; then dlt's sync takes a newer state of the warehouse, as ``run()`` does before a read.
     """
     stored = stored_state_version(pipeline)
     local = int(pipeline.state.get("_state_version", 0)) if pipeline.default_schema_name else 0
@@ -91,10 +107,11 @@ def align_with_warehouse(pipeline: dlt.Pipeline, finish_pending: Callable[[], An
         return f"the warehouse is behind the pipeline's local state (version {stored} < {local})"
     if pending:
         log.warning("finishing the load an earlier run left pending")
-        finish_pending()
-    if not pipeline.default_schema_name:
-        # A fresh pipelines folder (a new machine, a CI runner): the snapshot needs the schema, and the
-        # nightly plan the state, from the warehouse now. (A newer state there is taken by dlt's own sync
-        # at the start of the run.)
-        pipeline.sync_destination()
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        pipeline.load()
+    # Another machine loaded since (a newer state there), or a fresh pipelines folder (a new machine, a CI
+    # runner, a warehouse loaded by an earlier version): the snapshot needs the schema, and the nightly
+    # plan the state, from the warehouse now.
+    pipeline.sync_destination()
     return None

@@ -7,6 +7,5 @@ seeing a half-written file.
 
 from .atomic import PublishError
 from .publish import Publication, publish, published_info
-from .targets import Targets, published_hint
 
-__all__ = ["Publication", "PublishError", "Targets", "publish", "published_hint", "published_info"]
+__all__ = ["Publication", "PublishError", "publish", "published_info"]

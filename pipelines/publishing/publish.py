@@ -20,7 +20,8 @@ DuckDB copy as a view over the history),
 
 Configured the dlt way, ``[publish]`` in ``.dlt/config.toml`` or ``PUBLISH__*``:
 ``enabled`` (true), ``duckdb_file``, ``parquet_dir``, ``parquet`` (true),
-``storage_version`` ("v1.4.0"), ``memory_limit`` (DuckDB's while it writes the copy, "256MB").
+``storage_version`` ("v1.4.0"), ``memory_limit`` (DuckDB's while it writes the copy, "256MB"); the run
+context reads them (``pipelines/context.py``, ``Targets``).
 """
 
 from __future__ import annotations
@@ -36,11 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import dlt
-
-from ..load.pipeline import duckdb_file
+from ..context import RunContext, Targets
 from .atomic import PublishError, replace_dir_link, replace_file, scratch_path, version_dir
-from .targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +74,18 @@ class Publication:
         }
 
 
-def publish(pipeline: dlt.Pipeline, targets: Targets | None = None) -> Publication | None:
-    """Write the published copy of the pipeline's DuckDB warehouse; None if there is nothing to publish to."""
-    working = duckdb_file(pipeline)
-    if working is None:
-        log.info("publishing: the destination is %s; readers read it directly", pipeline.destination.destination_name)
+def publish(context: RunContext, targets: Targets | None = None) -> Publication | None:
+    """Write the published copy of the context's DuckDB warehouse to ``targets`` (default: the context's);
+    None if there is nothing to publish to."""
+    targets = targets or context.publish
+    if targets is None:
+        log.info("publishing: the destination is %s; readers read it directly", context.warehouse.destination)
         return None
-    targets = targets or Targets.for_warehouse(working)
     if targets.duckdb_file is None and targets.parquet_dir is None:
         return None
     started = time.monotonic()
-    with pipeline.sql_client() as client:
-        relations = _relations(client, pipeline)
+    with context.sql_client() as client:
+        relations = _relations(client)
         load_id = _last_load_id(client)
         publication = Publication(targets.duckdb_file, targets.parquet_dir, targets.storage_version,
                                   dt.datetime.now(dt.timezone.utc), load_id)
@@ -123,7 +121,7 @@ def _settings(connection: Any, **settings: str) -> Iterator[None]:
             connection.execute(f"set {name} = '{value}'")
 
 
-def _relations(client: Any, pipeline: dlt.Pipeline) -> dict[str, str]:
+def _relations(client: Any) -> dict[str, str]:
     """Published name -> the SELECT that fills it."""
     rows = client.execute_sql(
         "select table_name from information_schema.tables where table_schema = %s and table_type = 'BASE TABLE'",
@@ -228,11 +226,10 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def published_info(working: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """What the published copy of this warehouse says of itself (``publication``), or None if there is none."""
+def published_info(targets: Targets) -> dict[str, Any] | None:
+    """What the published copy at these targets says of itself (``publication``), or None if there is none."""
     import duckdb
 
-    targets = Targets.for_warehouse(working)
     out: dict[str, Any] = {
         "duckdb_file": str(targets.duckdb_file) if targets.duckdb_file else None,
         "parquet_dir": str(targets.parquet_dir) if targets.parquet_dir else None,

@@ -10,7 +10,7 @@ import dlt
 import duckdb
 import pandas
 
-from ..load import DATASET_NAME, make_destination
+from ..context import DATASET_NAME, Warehouse
 
 
 def mart(
@@ -44,7 +44,8 @@ def mart(
             schema = dataset if dataset in schemas else "main"
             return connection.execute(f'select * from "{schema}"."{name}"').df()
     # dlt.dataset knows only the tables dlt loaded, not the marts; its SQL client reads any table.
-    client = dlt.dataset(make_destination(destination, credentials), dataset).sql_client
+    client = dlt.dataset(Warehouse.from_config(destination, credentials, dataset=dataset).dlt_destination(),
+                         dataset).sql_client
     with client, client.execute_query(f"select * from {client.make_qualified_table_name(name)}") as cursor:
         return cursor.df()
 

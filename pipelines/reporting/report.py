@@ -2,7 +2,7 @@
 
 The page needs no network to be viewed: charts are inline SVG drawn by
 ``pipelines.reporting.charts``, styles are inline, and no font, script or image is fetched.
-All numbers come from the marts (docs/marts.md) through the pipeline's SQL client,
+All numbers come from the marts (docs/marts.md) through the run context's SQL client,
 in SQL that runs on DuckDB and Postgres alike.
 """
 
@@ -17,9 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import dlt
-
-from ..load import duckdb_file
+from ..context import RunContext
 from .charts import Column, Segment, StackedRow, month_columns, stacked_bars
 from .headlines import date_literal, headlines
 
@@ -59,13 +57,13 @@ class ReportData:
     destination: str
 
 
-def read_report_data(pipeline: dlt.Pipeline, as_of: dt.date | None = None) -> ReportData:
+def read_report_data(context: RunContext, as_of: dt.date | None = None) -> ReportData:
     """Read the report's numbers from the marts; ``as_of`` defaults to the date the marts were built for."""
-    path = duckdb_file(pipeline)
+    path = context.warehouse.duckdb_file
     if path and not os.path.exists(path):
         raise ReportError(f"no DuckDB file at {path}: load it and build the marts with `certiverse run` "
                           "(or `certiverse load`, then `certiverse transform`)")
-    with pipeline.sql_client() as client:
+    with context.sql_client() as client:
         _check_marts(client)
         q = client.make_qualified_table_name
         built_for = _as_date(client.execute_sql(f"select max(as_of_date) from {q('voucher_status')}")[0][0])
@@ -73,14 +71,14 @@ def read_report_data(pipeline: dlt.Pipeline, as_of: dt.date | None = None) -> Re
         return ReportData(
             as_of=as_of,
             built_for=built_for,
-            headlines=headlines(client, as_of),
+            headlines=headlines(client, as_of).sentences(),
             programs=_utilization(client, "program_utilization", "program_name"),
             partners=_utilization(client, "partner_utilization", "partner_name"),
             redemptions=_redemptions(client),
             calendar=_calendar(client),
             idle=_idle(client, as_of),
             dataset=client.dataset_name,
-            destination=pipeline.destination.destination_name,
+            destination=context.warehouse.destination,
         )
 
 
@@ -389,9 +387,9 @@ vertical-align:middle}
 """
 
 
-def write_report(pipeline: dlt.Pipeline, output: str | os.PathLike[str], as_of: dt.date | None = None) -> Path:
+def write_report(context: RunContext, output: str | os.PathLike[str], as_of: dt.date | None = None) -> Path:
     """Read the marts and write the HTML page to ``output`` (replaced at once, never half written)."""
-    page = render_report(read_report_data(pipeline, as_of))
+    page = render_report(read_report_data(context, as_of))
     path = Path(output).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")

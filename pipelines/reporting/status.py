@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
-import dlt
-
-from ..load import duckdb_file, table_counts, vouchers_state
+from ..context import RunContext
+from ..load import table_counts
 from ..load.counters import last_check
-from ..load.warehouse import tables
+from ..load.pipeline import resource_state
+from ..load.warehouse import stored_state, tables
 from ..publishing import published_info
 
 
@@ -26,22 +25,28 @@ def last_successful_load(client: Any) -> dt.datetime | None:
     return value
 
 
-def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0,
+def pipeline_status(context: RunContext, freshness_hours: float = 36.0,
                     now: dt.datetime | None = None) -> dict[str, Any]:
-    """Last run and its age, rolling re-check position, pending packages, row counts, staleness."""
+    """Last run and its age, rolling re-check position, pending packages, row counts, staleness.
+
+    What was loaded and how the vouchers were read come from the warehouse (its loads and the state
+    stored with them), whatever local state this machine has; pending packages are local by nature.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
-    last, check, rows = None, None, {}
-    if _warehouse_exists(pipeline):
-        with pipeline.sql_client() as client:
+    pipeline = context.pipeline
+    last, check, rows, state = None, None, {}, {}
+    if _warehouse_exists(context):
+        with context.sql_client() as client:
             last = last_successful_load(client)
             check = last_check(client)
+            state = resource_state(stored_state(client, context.pipeline_name) or {})
             rows = table_counts(pipeline, client) if last and pipeline.default_schema_name else {}
-    working = duckdb_file(pipeline)
     age_hours = (now - last).total_seconds() / 3600 if last else None
-    state = vouchers_state(pipeline)
     return {
-        "pipeline": pipeline.pipeline_name,
-        "destination": pipeline.destination.destination_name if pipeline.destination else None,
+        "pipeline": context.pipeline_name,
+        "warehouse": context.warehouse.name,
+        "destination": context.warehouse.destination,
+        "state_dir": str(context.state_dir),
         "last_success_at": last.isoformat() if last else None,
         "age_hours": round(age_hours, 2) if age_hours is not None else None,
         "freshness_limit_hours": freshness_hours,
@@ -54,14 +59,14 @@ def pipeline_status(pipeline: dlt.Pipeline, freshness_hours: float = 36.0,
         "last_nightly": state.get("last_nightly"),
         "rows": rows,
         "counter_check": check,
-        "published": published_info(working) if working else None,
+        "published": published_info(context.publish) if context.publish else None,
     }
 
 
 def format_status(status: dict[str, Any]) -> str:
     """The status as a few lines a person reads at a glance."""
     if status["last_success_at"] is None:
-        head = f"NEVER LOADED: pipeline '{status['pipeline']}' has no successful load yet"
+        head = f"NEVER LOADED: {status['warehouse']} has no successful load yet"
     else:
         verdict = "STALE" if status["stale"] else "OK"
         head = (f"{verdict}: last successful load {status['last_success_at']} "
@@ -71,7 +76,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"last voucher read: {status['last_mode']}; rolling re-check night {status['recheck_night']}"
                      f"; last full read {status['last_full_at']}")
     pending = status["pending_packages"]
-    lines.append(f"pending packages: {len(pending)}" + (" (the next run finishes them first)" if pending else ""))
+    lines.append(f"pending packages: {len(pending)}" + (" (the next run finishes them first)" if pending else "")
+                 + f"; local state: {status['state_dir']}")
     if status["rows"]:
         lines.append("rows: " + ", ".join(f"{t} {n:,}" for t, n in status["rows"].items() if "__" not in t))
     check = status.get("counter_check")
@@ -87,7 +93,7 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _warehouse_exists(pipeline: dlt.Pipeline) -> bool:
+def _warehouse_exists(context: RunContext) -> bool:
     """Whether there is a warehouse to ask (a DuckDB file is not created just to say it is empty)."""
-    path = duckdb_file(pipeline)
-    return path is None or os.path.exists(path)
+    path = context.warehouse.duckdb_file
+    return path is None or path.exists()

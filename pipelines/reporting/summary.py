@@ -1,68 +1,117 @@
-"""The summary a run prints: for people, and as JSON for machines."""
+"""What ``load``, ``transform`` and ``run`` print: a summary for people, and the same as JSON for machines.
+
+``seconds`` is the whole command, from its start to the summary; ``phases`` say where that time
+went (``pipelines/phases.py`` names them) and add up to it, give or take the few milliseconds
+between phases.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from ..load import vouchers_state
+if TYPE_CHECKING:
+    from ..load import LoadResult
+    from ..publishing import Publication
+    from ..transform import TransformResult
+    from .headlines import Headlines
 
 
-def format_summary(result: Any, headlines: list[str] | None = None) -> str:
-    """A few lines a person can read after a run: rows per table, requests, what the marts say."""
-    mode = _voucher_mode(result)
-    lines = [f"Done in {result.seconds:.1f}s ({mode})." if mode else f"Done in {result.seconds:.1f}s."]
-    width = max((len(t) for t in result.rows), default=10)
-    lines.append(f"  {'table':<{width}}  {'rows now':>10}  {'read':>10}  {'new/changed':>11}")
-    for table, n in result.rows.items():
-        read = result.extracted.get(table)
-        written = result.written.get(table)
-        lines.append(f"  {table:<{width}}  {n:>10,}  {_num(read):>10}  {_num(written):>11}")
-    requests = result.stats.as_dict()
+@dataclass
+class CommandSummary:
+    """One command's results: the load's, the build's, the headline figures, the publication (each None
+    when the command did not do it), and where its time went."""
+
+    command: str
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+    load: LoadResult | None = None
+    transform: TransformResult | None = None
+    headlines: Headlines | None = None
+    publication: Publication | None = None
+
+
+def format_summary(summary: CommandSummary, model_seconds: bool = False) -> str:
+    """A few lines a person reads after a command: time and phases, rows per table, requests, the
+    counter check, the dbt build, what the marts say, the published copy. ``model_seconds``: list each
+    model's build time."""
+    load, transform = summary.load, summary.transform
+    mode = f" ({load.mode})" if load is not None and load.mode else ""
+    lines = [f"Done in {summary.seconds:.1f}s{mode}.",
+             "Phases: " + ", ".join(f"{name.replace('_', ' ')} {s:.1f}s" for name, s in summary.phases.items())]
+    if load is not None:
+        lines += _load_lines(load, summary.phases.get("read", 0.0))
+    if transform is not None:
+        lines.append(_dbt_line(transform))
+        if model_seconds:
+            lines.append(format_timings(transform.model_seconds))
+    if summary.headlines is not None:
+        lines += summary.headlines.sentences()
+    publication = summary.publication
+    if publication is not None:
+        lines.append(
+            f"Published for readers: {publication.duckdb_file or '-'} and {publication.parquet_dir or '-'} "
+            f"({len(publication.relations)} relations, {publication.bytes / 1e6:,.1f} MB, {publication.seconds:.1f}s)"
+        )
+    return "\n".join(lines)
+
+
+def _load_lines(load: LoadResult, read_seconds: float) -> list[str]:
+    width = max((len(t) for t in load.rows), default=10)
+    lines = [f"  {'table':<{width}}  {'rows now':>10}  {'read':>10}  {'new/changed':>11}"]
+    for table, n in load.rows.items():
+        lines.append(f"  {table:<{width}}  {n:>10,}  {_num(load.extracted.get(table)):>10}  "
+                     f"{_num(load.written.get(table)):>11}")
+    requests = load.requests.as_dict()
     total = sum(sum(o.values()) for o in requests.values())
-    lines.append(f"API requests: {total:,}" + (f" ({total / result.seconds:.0f}/s)" if result.seconds else ""))
+    rate = f" ({total / read_seconds:.0f}/s while reading)" if read_seconds else ""
+    lines.append(f"API requests: {total:,}{rate}")
     for endpoint, outcomes in requests.items():
         shown = ", ".join(f"{outcome}: {n:,}" for outcome, n in outcomes.items())
         lines.append(f"  {endpoint:<10} {shown}")
-    if result.full_read_reason:
-        lines.append(f"Read everything: {result.full_read_reason}.")
-    if result.counter_check is not None:
-        lines.append(result.counter_check.sentence())
-    lines += headlines or []
-    return "\n".join(lines)
+    if load.full_read_reason:
+        lines.append(f"Read everything: {load.full_read_reason}.")
+    if load.counter_check is not None:
+        lines.append(load.counter_check.sentence())
+    return lines
+
+
+def _dbt_line(transform: TransformResult) -> str:
+    counts = transform.counts()
+    models, tests = counts["models"], counts["tests"]
+    return (f"dbt (as of {transform.as_of}): {models['run']} models ({models['passed']} built, "
+            f"{models['failed']} failed), {tests['run']} tests ({tests['passed']} passed, {tests['warned']} warned, "
+            f"{tests['failed']} failed); manifest.json and run_results.json in {transform.artifacts}")
 
 
 def _num(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def _voucher_mode(result: Any) -> str:
-    info = result.info
-    if info is None or not getattr(info, "pipeline", None):
-        return ""
-    state = vouchers_state(info.pipeline)
-    if state.get("mode") == "nightly":
-        return f"nightly read, rolling re-check night {state.get('night')}"
-    return "full read" if state.get("mode") else ""
-
-
-def as_json(result: Any, headlines: list[str] | None = None) -> dict[str, Any]:
-    """The machine-readable summary of a run."""
-    return {
-        "seconds": round(result.seconds, 3),
-        "mode": _voucher_mode(result),
-        "rows": result.rows,
-        "read": result.extracted,
-        "written": result.written,
-        "requests": result.stats.as_dict(),
-        "load_ids": list(result.info.loads_ids) if result.info else [],
-        "full_read_reason": result.full_read_reason,
-        "counter_check": result.counter_check.as_dict() if result.counter_check else None,
-        "headlines": headlines or [],
-    }
+def as_json(summary: CommandSummary) -> dict[str, Any]:
+    """The machine-readable summary of a command; each part is null when the command did not do it."""
+    out: dict[str, Any] = {"command": summary.command, "seconds": round(summary.seconds, 3),
+                           "phases": summary.phases}
+    load = summary.load
+    if load is not None:
+        out.update({
+            "mode": load.mode,
+            "rows": load.rows,
+            "read": load.extracted,
+            "written": load.written,
+            "requests": load.requests.as_dict(),
+            "load_ids": load.load_ids,
+            "full_read_reason": load.full_read_reason,
+            "counter_check": load.counter_check.as_dict() if load.counter_check else None,
+        })
+    out["dbt"] = summary.transform.as_dict() if summary.transform is not None else None
+    out["headlines"] = summary.headlines.as_dict() if summary.headlines is not None else None
+    out["published"] = summary.publication.as_dict() if summary.publication is not None else None
+    return out
 
 
 def format_timings(timings: dict[str, float]) -> str:
-    """The per-model build times, for the CLI."""
+    """The per-model build times."""
     width = max((len(name) for name in timings), default=10)
     lines = [f"Built {len(timings)} models in {sum(timings.values()):.2f}s:"]
     lines += [f"  {name:<{width}}  {seconds:>7.2f}s" for name, seconds in timings.items()]

@@ -1,4 +1,4 @@
-"""The dbt profile of a pipeline: the same destination, credentials and DuckDB settings the load uses.
+"""The dbt profile of a warehouse: the same destination, credentials and DuckDB settings the load uses.
 
 The profile ``certiverse`` has two targets on the pipeline's destination:
 
@@ -26,8 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import dlt
 import yaml
+
+from ..context import Warehouse
 
 PROFILE_NAME = "certiverse"
 BUILD_TARGET = "build"
@@ -43,28 +44,21 @@ def build_schema(dataset: str) -> str:
     return dataset + BUILD_SCHEMA_SUFFIX
 
 
-def engine(pipeline: dlt.Pipeline) -> str:
-    """``duckdb`` or ``postgres``: the pipeline's destination."""
-    return pipeline.destination.destination_name
-
-
-def profile(pipeline: dlt.Pipeline) -> dict[str, Any]:
+def profile(warehouse: Warehouse) -> dict[str, Any]:
     """The profile as a dict (credentials included: write it with ``write_profile`` only)."""
-    credentials = pipeline.destination_client().config.credentials
-    kind = engine(pipeline)
-    if kind == "duckdb":
-        settings = {str(k): str(v) for k, v in (credentials.global_config or {}).items()}
-        # no extension that needs a download: nothing in `extensions`, and DuckDB may not fetch one itself
-        settings["autoinstall_known_extensions"] = "false"
+    if warehouse.duckdb_file is not None:
         connection: dict[str, Any] = {
             "type": "duckdb",
-            "path": str(Path(credentials.database).resolve()),
-            "settings": settings,
+            "path": str(warehouse.duckdb_file),
+            # the load's memory cap; no extension that needs a download: nothing in `extensions`, and
+            # DuckDB may not fetch one itself
+            "settings": {"memory_limit": warehouse.memory_limit, "autoinstall_known_extensions": "false"},
             # close the file when dbt's last connection closes, so the loader (or the dlt SQL
             # client of the same process) can open it again with its own configuration
             "keep_open": False,
         }
-    elif kind == "postgres":
+    else:
+        credentials = warehouse.postgres
         connection = {
             "type": "postgres",
             "host": credentials.host,
@@ -77,10 +71,8 @@ def profile(pipeline: dlt.Pipeline) -> dict[str, Any]:
             connection["sslmode"] = credentials.query["sslmode"]
         if credentials.connect_timeout:
             connection["connect_timeout"] = int(credentials.connect_timeout)
-    else:
-        raise ValueError(f"no dbt profile for destination {kind!r}: use duckdb or postgres")
     connection["threads"] = THREADS
-    dataset = pipeline.dataset_name
+    dataset = warehouse.dataset
     return {
         PROFILE_NAME: {
             "target": DATASET_TARGET,
@@ -92,23 +84,23 @@ def profile(pipeline: dlt.Pipeline) -> dict[str, Any]:
     }
 
 
-def write_profile(pipeline: dlt.Pipeline, profiles_dir: str | Path) -> Path:
+def write_profile(warehouse: Warehouse, profiles_dir: str | Path) -> Path:
     """Write ``profiles.yml`` into ``profiles_dir`` (created 0700; the file is 0600); returns its path."""
     directory = Path(profiles_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / "profiles.yml"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        yaml.safe_dump(profile(pipeline), handle, sort_keys=False)
+        yaml.safe_dump(profile(warehouse), handle, sort_keys=False)
     return path
 
 
 @contextmanager
-def temporary_profile(pipeline: dlt.Pipeline) -> Iterator[Path]:
-    """A folder holding the pipeline's profile, deleted (password and all) on leaving."""
+def temporary_profile(warehouse: Warehouse) -> Iterator[Path]:
+    """A folder holding the warehouse's profile, deleted (password and all) on leaving."""
     directory = tempfile.mkdtemp(prefix="certiverse-dbt-profile-")
     try:
-        write_profile(pipeline, directory)
+        write_profile(warehouse, directory)
         yield Path(directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -1,16 +1,21 @@
-"""Build the marts with the dbt project in ``transforms/``, and read headlines from them.
+"""Build the marts with the dbt project in ``transforms/``.
 
 ``run_transforms`` runs the dbt project in this process (dbt's programmatic
-runner) on the pipeline's destination, with a profile derived from the
-pipeline's own dlt configuration (``pipelines/transform/profile.py``): the models, then
+runner) on the run context's warehouse, with a profile derived from the same
+configuration the load uses (``pipelines/transform/profile.py``): the models, then
 their tests, as ``dbt build`` would.
 Staging and intermediate models are views, marts are tables, all in the
-pipeline's dataset. Readers never see a mix of two runs' marts, and a failed
-build leaves the previous marts as they were (``pipelines/swap.py`` says how,
+warehouse's dataset. Readers never see a mix of two runs' marts, and a failed
+build leaves the previous marts as they were (``pipelines/transform/swap.py`` says how,
 per engine).
 
 The **as-of date** is dbt's var ``as_of``: expiry and day counts are judged
 against it, so the same data and the same as-of date give the same tables.
+
+**dbt's artifacts**: every build leaves ``manifest.json`` and ``run_results.json`` (every
+model and every test of the build, dbt's schema) in the build target's folder under the
+context's ``dbt_dir``: ``<warehouse folder>/dbt/dataset/`` (DuckDB) or ``.../dbt/build/``
+(Postgres), also when the build fails.
 """
 
 from __future__ import annotations
@@ -19,118 +24,160 @@ import datetime as dt
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-import dlt
-
-from ..load import vouchers_state
+from ..context import RunContext
+from ..load.pipeline import resource_state
+from ..load.warehouse import stored_state
+from ..phases import Phases
 from . import swap
-from .profile import BUILD_TARGET, DATASET_TARGET, build_schema, engine, temporary_profile
+from .profile import BUILD_TARGET, DATASET_TARGET, build_schema, temporary_profile
 
 log = logging.getLogger(__name__)
 
 # The dbt project ships inside the package (certiverse_warehouse.transforms): found where pip put it,
-# and only read; dbt's own files (target/, logs/) go to the pipeline's folder (dbt_work_dir).
+# and only read; dbt's own files (target/, logs/) go to the warehouse's folder (RunContext.dbt_dir).
 TRANSFORMS_DIR = Path(str(resources.files("certiverse_warehouse.transforms")))
 # raw tables the staging models read (transforms/models/staging/sources.yml)
 RAW_TABLES = ("partners", "programs", "programs__store_exams", "purchases", "vouchers")
+RUN_RESULTS = "run_results.json"
 
 
 class TransformError(RuntimeError):
     """The marts cannot be built; the message says why (the previous marts are left as they were)."""
 
 
+@dataclass(frozen=True)
+class NodeResult:
+    """One model or test of a build, as dbt reported it."""
+
+    name: str
+    status: str  # dbt's: success, error, skipped (models); pass, warn, fail, error, skipped (tests)
+    seconds: float
+
+
+@dataclass
+class TransformResult:
+    """What one build did: its models and tests (in execution order), where dbt's artifacts are, its phases."""
+
+    as_of: dt.date
+    models: list[NodeResult]
+    tests: list[NodeResult]
+    artifacts: Path  # the folder holding this build's manifest.json and run_results.json
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_seconds(self) -> dict[str, float]:
+        """Seconds per model, in build order."""
+        return {m.name: m.seconds for m in self.models}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Models and tests run, passed, warned (tests), failed and skipped."""
+        return {"models": _count(self.models, passed=("success",)), "tests": _count(self.tests, passed=("pass",))}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``dbt`` object of ``--json``."""
+        return {"as_of": self.as_of.isoformat(), **self.counts(),
+                "model_seconds": {name: round(s, 3) for name, s in self.model_seconds.items()},
+                "artifacts": str(self.artifacts)}
+
+
+def _count(nodes: Sequence[NodeResult], passed: tuple[str, ...]) -> dict[str, int]:
+    statuses = [n.status for n in nodes]
+    counted = {"run": len(statuses), "passed": sum(s in passed for s in statuses),
+               "failed": sum(s in ("error", "fail") for s in statuses), "skipped": statuses.count("skipped")}
+    if "pass" in passed:
+        counted["warned"] = statuses.count("warn")
+    return counted
+
+
 def today_utc() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
 
-def api_date(pipeline: dlt.Pipeline) -> dt.date:
-    """The API's date when the last load read the vouchers (its ``Date`` header, kept in the resource
-    state as ``read_at``): the marts then judge expiry as the load did, whatever this machine's clock
-    says. Today (UTC) if no load has said."""
-    read_at = vouchers_state(pipeline).get("read_at")
+def api_date(client: Any, pipeline_name: str) -> dt.date:
+    """The API's date when the last load read the vouchers (its ``Date`` header, which the load keeps in
+    the vouchers resource's state as ``read_at``, stored in the warehouse with the load): the marts then
+    judge expiry as the load did, whatever this machine's clock says. Today (UTC) if no load has said."""
+    read_at = resource_state(stored_state(client, pipeline_name) or {}).get("read_at")
     return dt.datetime.fromisoformat(read_at).date() if read_at else today_utc()
 
 
 def run_transforms(
-    pipeline: dlt.Pipeline,
+    context: RunContext,
     as_of: dt.date | None = None,
     select: str | None = None,
     project_dir: Path = TRANSFORMS_DIR,
-) -> dict[str, float]:
-    """Build the models, then test them, on the pipeline's destination; returns seconds per
-    model, in build order.
+) -> TransformResult:
+    """Build the models, then test them, on the context's warehouse.
 
     ``as_of`` (default: the API's date at the last load, see :func:`api_date`) is the
-    date expiry and day counts are judged against. ``select`` is dbt's node selection (``voucher_expiry+``, ``marts``,
-    ...): only those models and their tests are built, the others stay as they are.
+    date expiry and day counts are judged against. ``select`` is dbt's node selection (``voucher_expiry+``,
+    ``marts``, ...): only those models and their tests are built, the others stay as they are.
     Raises TransformError when nothing is loaded yet, or a model or test fails.
     """
-    as_of = as_of or api_date(pipeline)
-    with pipeline.sql_client() as client:
+    phases = Phases()
+    with phases.time("dbt_parse"), context.sql_client() as client:
         _check_sources(client)
-    work_dir = dbt_work_dir(pipeline)
-    with temporary_profile(pipeline) as profiles_dir:
-        dbt = Dbt(project_dir, profiles_dir, work_dir, {"as_of": as_of.isoformat(),
-                                                        "certiverse_schema": pipeline.dataset_name})
-        if engine(pipeline) == "postgres":
-            return _build_out_of_sight(pipeline, dbt, select)
-        return _build_in_place(pipeline, dbt, select)
+        as_of = as_of or api_date(client, context.pipeline_name)
+    variables = {"as_of": as_of.isoformat(), "certiverse_schema": context.warehouse.dataset}
+    with temporary_profile(context.warehouse) as profiles_dir:
+        dbt = Dbt(project_dir, profiles_dir, context.dbt_dir, variables)
+        if context.warehouse.destination == "postgres":
+            target, (models, tests) = BUILD_TARGET, _build_out_of_sight(context, dbt, select, phases)
+        else:
+            target, (models, tests) = DATASET_TARGET, _build_in_place(context, dbt, select, phases)
+    return TransformResult(as_of, models, tests, dbt.target_path(target), phases.as_dict())
 
 
-def dbt_work_dir(pipeline: dlt.Pipeline) -> Path:
-    """dbt's own files for this pipeline (target/, partial parse, logs/): beside dlt's folder of the
-    pipeline, like its lock file, since dlt may reset its own folder."""
-    return Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.dbt"
-
-
-def _build_out_of_sight(pipeline: dlt.Pipeline, dbt: "Dbt", select: str | None) -> dict[str, float]:
+def _build_out_of_sight(context: RunContext, dbt: "Dbt", select: str | None,
+                        phases: Phases) -> tuple[list[NodeResult], list[NodeResult]]:
     """Postgres: build in the build schema, then swap the models into the dataset in one transaction."""
-    dataset, hidden = pipeline.dataset_name, build_schema(pipeline.dataset_name)
-    manifest = dbt.parse(BUILD_TARGET)
-    options: list[str] = []
-    if select:
-        # models outside the selection are read where they are, in the dataset (dbt's defer)
-        dbt.parse(DATASET_TARGET, target_path=dbt.state_dir)
-        options = ["--select", select, "--defer", "--favor-state", "--state", str(dbt.state_dir)]
-    with pipeline.sql_client() as client:
+    dataset = context.warehouse.dataset
+    hidden = build_schema(dataset)
+    with phases.time("dbt_parse"):
+        manifest = dbt.parse(BUILD_TARGET)
+        options: list[str] = []
+        if select:
+            # models outside the selection are read where they are, in the dataset (dbt's defer)
+            dbt.parse(DATASET_TARGET, target_path=dbt.state_dir)
+            options = ["--select", select, "--defer", "--favor-state", "--state", str(dbt.state_dir)]
+    with phases.time("swap"), context.sql_client() as client:
         swap.drop_build_schema(client, hidden)
-    results = dbt.build(manifest, BUILD_TARGET, options)
-    timings = _model_timings(results)
-    with pipeline.sql_client() as client:
+    models, tests = dbt.build(manifest, BUILD_TARGET, options, phases)
+    with phases.time("swap"), context.sql_client() as client:
         try:
-            seconds = swap.swap_into_dataset(client, hidden, dataset, list(timings))
+            seconds = swap.swap_into_dataset(client, hidden, dataset, [m.name for m in models])
         except swap.SwapError as exc:
             raise TransformError(str(exc)) from exc
         swap.drop_build_schema(client, hidden)
-    log.info("swapped %d models into %s in %.3f s", len(timings), dataset, seconds)
-    return timings
+    log.info("swapped %d models into %s in %.3f s", len(models), dataset, seconds)
+    return models, tests
 
 
-def _build_in_place(pipeline: dlt.Pipeline, dbt: "Dbt", select: str | None) -> dict[str, float]:
+def _build_in_place(context: RunContext, dbt: "Dbt", select: str | None,
+                    phases: Phases) -> tuple[list[NodeResult], list[NodeResult]]:
     """DuckDB: set the previous mart tables aside, build in the dataset, restore them if the build fails."""
-    dataset = pipeline.dataset_name
-    manifest = dbt.parse(DATASET_TARGET)
-    options = ["--select", select] if select else []
-    tables = [name for name, kind in dbt.models(manifest, options).items() if kind == "table"]
+    dataset = context.warehouse.dataset
+    with phases.time("dbt_parse"):
+        manifest = dbt.parse(DATASET_TARGET)
+        options = ["--select", select] if select else []
+        tables = [name for name, kind in dbt.models(manifest, options).items() if kind == "table"]
     # the dlt client closes before dbt opens the file: one process, two configurations of one file
-    with pipeline.sql_client() as client:
+    with phases.time("swap"), context.sql_client() as client:
         swap.set_aside(client, dataset, tables)
     try:
-        results = dbt.build(manifest, DATASET_TARGET, options)
+        built = dbt.build(manifest, DATASET_TARGET, options, phases)
     except BaseException:
-        with pipeline.sql_client() as client:
+        with context.sql_client() as client:
             swap.restore(client, dataset, tables)
         raise
-    with pipeline.sql_client() as client:
+    with phases.time("swap"), context.sql_client() as client:
         swap.discard_previous(client, dataset, tables)
-    return _model_timings(results)
-
-
-def _model_timings(results: Sequence[Any]) -> dict[str, float]:
-    return {r.node.name: float(r.execution_time) for r in results if r.node.resource_type == "model"}
+    return built
 
 
 def _check_sources(client: Any) -> None:
@@ -172,21 +219,50 @@ class Dbt:
                               *self._args(None, DATASET_TARGET)], manifest).result
         return {name: nodes[name].config.materialized for name in names}
 
-    def build(self, manifest: Any, target: str, options: Sequence[str]) -> list[Any]:
-        """What ``dbt build`` does: the models, then their tests; returns the results (models,
-        then tests, in execution order).
+    def build(self, manifest: Any, target: str, options: Sequence[str],
+              phases: Phases) -> tuple[list[NodeResult], list[NodeResult]]:
+        """What ``dbt build`` does: the models, then their tests; returns the models' and the tests'
+        results, in execution order, and leaves them in ``run_results.json`` (also when one fails).
 
         As ``dbt run`` then ``dbt test`` rather than ``dbt build``: build makes each model wait
         for its parents' tests, and on the large tenant those tests (a million rows each) then
         lay end to end between the marts. The new marts reach readers only when every test
-        passed, either way. The results come back in memory; writing manifest.json and
-        run_results.json again cost ~0.3 s a run.
+        passed, either way. Each invocation's own ``run_results.json`` would hold only its half,
+        the second overwriting the first, so neither writes one (``--no-write-json``) and the
+        build's results are written once, together, with dbt's own artifact writer.
         """
-        results: list[Any] = []
-        for command in ("run", "test"):
-            args = [*self._args(command, target), "--no-write-json", *options]
-            results += self._invoke(args, manifest).result.results
-        return results
+        done: list[tuple[str, Any]] = []
+        try:
+            for command, phase in (("run", "dbt_models"), ("test", "dbt_tests")):
+                with phases.time(phase):
+                    result = self._invoke([*self._args(command, target), "--no-write-json", *options], manifest,
+                                          check=False)
+                done.append((command, result))
+                if not result.success:
+                    raise TransformError(_failure_message(command, result))
+        finally:
+            self._write_run_results(target, [result.result for _, result in done if result.result is not None])
+        run, test = (_node_results(result.result) for _, result in done)
+        return run, test
+
+    def target_path(self, target: str) -> Path:
+        """Where dbt writes ``target``'s files: partial parse, ``manifest.json``, ``run_results.json``."""
+        return self.work_dir / target
+
+    def _write_run_results(self, target: str, executions: list[Any]) -> None:
+        """One ``run_results.json`` (dbt's schema) holding every model and test these invocations ran."""
+        if not executions:
+            return
+        from dbt.artifacts.schemas.run import RunResultsArtifact
+
+        artifact = RunResultsArtifact.from_execution_results(
+            results=[r for execution in executions for r in execution.results],
+            elapsed_time=sum(execution.elapsed_time for execution in executions),
+            generated_at=executions[-1].generated_at,
+            # what ran: `dbt build`'s models and tests, as `dbt run` then `dbt test` on one manifest
+            args={**executions[-1].args, "which": "build"},
+        )
+        artifact.write(str(self.target_path(target) / RUN_RESULTS))
 
     def _args(self, command: str | None, target: str, target_path: Path | None = None) -> list[str]:
         return [
@@ -206,7 +282,8 @@ class Dbt:
             "--no-version-check",
         ]
 
-    def _invoke(self, args: list[str], manifest: Any = None) -> Any:
+    def _invoke(self, args: list[str], manifest: Any = None, check: bool = True) -> Any:
+        """dbt's result of one invocation; ``check``: raise TransformError when it did not succeed."""
         from dbt.cli.main import dbtRunner  # importing dbt takes ~1.5 s: only when transforms run
 
         started = time.perf_counter()
@@ -217,9 +294,13 @@ class Dbt:
         finally:
             release_duckdb()
         log.debug("dbt %s took %.2f s", args[0], time.perf_counter() - started)
-        if not result.success:
+        if check and not result.success:
             raise TransformError(_failure_message(args[0], result))
         return result
+
+
+def _node_results(execution: Any) -> list[NodeResult]:
+    return [NodeResult(r.node.name, str(r.status), float(r.execution_time)) for r in execution.results]
 
 
 def _forward_event(event: Any) -> None:
@@ -262,8 +343,10 @@ def release_duckdb() -> None:
 
 __all__: list[str] = [
     "TRANSFORMS_DIR",
+    "NodeResult",
     "TransformError",
-    "dbt_work_dir",
+    "TransformResult",
+    "api_date",
     "release_duckdb",
     "run_transforms",
     "today_utc",

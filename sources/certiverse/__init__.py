@@ -14,11 +14,12 @@ or ``SOURCES__CERTIVERSE__BASE_URL`` / ``SOURCES__CERTIVERSE__API_TOKEN``.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any, Iterator, Sequence
 
 import dlt
+import pyarrow as pa
+from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.sources import DltResource
 
 from .catalog import Catalog
@@ -36,11 +37,15 @@ from .client import (
     TooManyRecordsError,
 )
 from .columnar import voucher_batches
+from .inputs import FULL_READ, RunInputs
 from .planning import plan_voucher_read
 from .plans import read_purchases_whole
 from .reader import CapExceededError
 from .schema import CONTENT_HASH, PURCHASE_COLUMNS, column_hints, voucher_hints
 from .snapshot import LiveVouchers, Snapshot
+
+# dlt's column of the load that wrote a row (rows_written() and analysts tell loads apart by it)
+LOAD_ID = "_dlt_load_id"
 
 __all__ = [
     "certiverse_source",
@@ -56,6 +61,8 @@ __all__ = [
     "ApiUnavailableError",
     "Query",
     "RequestStats",
+    "RunInputs",
+    "requests_of",
     "Snapshot",
     "LiveVouchers",
 ]
@@ -74,13 +81,15 @@ def certiverse_source(
     retry_backoff: float = 0.5,
     max_requests_per_second: float | None = None,
     recheck_nights: int = 7,
-    full_refresh: bool = False,
-    previous: Snapshot | None = None,
-    as_of: dt.datetime | None = None,
-    stats: RequestStats | None = None,
-    reread_purchases: Sequence[str] | None = None,
 ) -> Sequence[DltResource]:
     """Partners, programs, purchases and vouchers of one Certiverse tenant.
+
+    The signature is the configuration (``[sources.certiverse]``). The run's inputs
+    (the warehouse's snapshot, "now", a repair list) are bound to the ``vouchers``
+    resource as one :class:`RunInputs` (``source.vouchers.bind(inputs)``); unbound,
+    it reads every voucher. Each resource reports the requests it sent to its
+    endpoint into dlt's trace (``dlt.current.resource_metrics()``): read them back
+    with :func:`requests_of`.
 
     Args:
         base_url: the tenant's API root, e.g. ``https://acme.certiverse.com``.
@@ -95,14 +104,6 @@ def certiverse_source(
             (default: none; a 429 pauses every worker whatever this says).
         recheck_nights: nightly runs re-read every settled voucher at least once
             in this many nights.
-        full_refresh: read every voucher, not only what can have changed.
-        previous: what the warehouse held after the last load; None (or
-            ``full_refresh``) reads everything.
-        as_of: "now", to tell open vouchers from expired ones (default: the API's
-            own clock, from its ``Date`` header; tests set it).
-        stats: request counters to fill (the CLI prints them).
-        reread_purchases: read only these purchases' vouchers, whole (the counter check's
-            repair; the nightly plan and its state are left alone).
     """
     client = CertiverseClient(
         base_url,
@@ -113,14 +114,12 @@ def certiverse_source(
         max_requests_per_second=max_requests_per_second,
         max_connections=max(16, workers * 2),
     )
-    if stats is not None:
-        client.stats = stats
     catalog = Catalog(client, workers=workers, record_cap=record_cap)
     return (
         partners(catalog),
         programs(catalog),
         purchases(catalog),
-        vouchers(catalog, None if full_refresh else previous, recheck_nights, as_of, reread_purchases),
+        vouchers_resource(catalog, recheck_nights),
     )
 
 
@@ -128,42 +127,92 @@ def certiverse_source(
 def partners(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every partner the token can see, with its users (child table ``partners__users``)."""
     yield catalog.partners()
+    _report_requests(catalog.client, "partners")
 
 
 @dlt.resource(name="programs", primary_key="id", write_disposition="merge")
 def programs(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every program, with discounts, store exams and assigned partners as child tables."""
     yield catalog.programs()
+    _report_requests(catalog.client, "programs")
 
 
 @dlt.resource(name="purchases", primary_key="id", write_disposition="merge", columns=column_hints(PURCHASE_COLUMNS))
 def purchases(catalog: Catalog) -> Iterator[list[dict[str, Any]]]:
     """Every purchase of every partner and program, in any status."""
     yield from catalog.purchase_pages()
+    _report_requests(catalog.client, "purchases")
 
 
-@dlt.resource(
-    name="vouchers",
-    # scd2 keeps each voucher's earlier versions with their validity; merge_key
-    # scopes retirement to the vouchers this run read, so partial nightly reads
-    # retire nothing they did not see. Rows are Arrow tables (see columnar.py), so the
-    # row version is a hash of the API's record computed here, not dlt's _dlt_id.
-    write_disposition={"disposition": "merge", "strategy": "scd2", "row_version_column_name": CONTENT_HASH},
-    merge_key="id",
-    columns=voucher_hints(),
-)
-def vouchers(
-    catalog: Catalog,
-    previous: Snapshot | None = None,
-    recheck_nights: int = 7,
-    as_of: dt.datetime | None = None,
-    reread_purchases: Sequence[str] | None = None,
-) -> Iterator[Any]:
-    """Every voucher (first run, full refresh) or what can have changed since the last run, as Arrow tables."""
-    if reread_purchases is not None:
-        yield from voucher_batches(read_purchases_whole(catalog.client, reread_purchases, catalog.workers))
-        return
-    state = dlt.current.resource_state()
-    read = plan_voucher_read(catalog, previous, state, recheck_nights, as_of)
-    yield from voucher_batches(read.pages(catalog.workers))
-    state.update(read.next_state())
+def vouchers_resource(catalog: Catalog, recheck_nights: int) -> DltResource:
+    """The vouchers resource of one run's catalog, parametrized by the run's inputs (see :class:`RunInputs`).
+
+    Made per source because it shares the source's catalog; left unbound so that the
+    caller binds the run's inputs (``source.vouchers.bind(inputs)``).
+    """
+
+    @dlt.resource(
+        name="vouchers",
+        # scd2 keeps each voucher's earlier versions with their validity; merge_key
+        # scopes retirement to the vouchers this run read, so partial nightly reads
+        # retire nothing they did not see. Rows are Arrow tables (see columnar.py), so the
+        # row version is a hash of the API's record computed here, not dlt's _dlt_id.
+        write_disposition={"disposition": "merge", "strategy": "scd2", "row_version_column_name": CONTENT_HASH},
+        merge_key="id",
+        columns=voucher_hints(),
+    )
+    def vouchers(inputs: RunInputs = FULL_READ) -> Iterator[Any]:
+        """Every voucher (first run, full refresh), what can have changed since the last run, or the
+        purchases of a repair, as Arrow tables."""
+        if inputs.reread_purchases:
+            pages = read_purchases_whole(catalog.client, list(inputs.reread_purchases), catalog.workers)
+            yield from map(_with_load_id, voucher_batches(pages))
+        else:
+            state = dlt.current.resource_state()
+            read = plan_voucher_read(catalog, inputs.plan_snapshot, state, recheck_nights, inputs.as_of)
+            yield from map(_with_load_id, voucher_batches(read.pages(catalog.workers)))
+            state.update(read.next_state())
+        _report_requests(catalog.client, "vouchers")
+
+    return vouchers
+
+
+def _with_load_id(table: pa.Table) -> pa.Table:
+    """The batch with dlt's ``_dlt_load_id`` column: the id of the load package it is extracted into.
+
+    dlt's JSON normalizer gives every row its load id; Arrow tables get one only when the
+    parquet normalizer is configured to add it, which no configuration of this project's users
+    should have to carry. Outside a pipeline (a source iterated by hand) there is no package.
+    """
+    try:
+        load_id = dlt.current.load_package_state()["load_id"]
+    except CurrentLoadPackageStateNotAvailable:
+        return table
+    column = pa.array([load_id] * table.num_rows, type=pa.string())
+    return table.append_column(pa.field(LOAD_ID, pa.string(), nullable=False), column)
+
+
+def _report_requests(client: CertiverseClient, endpoint: str) -> None:
+    """Put the requests sent to ``endpoint`` and the records they brought into the resource's metrics
+    (dlt keeps them in the extract step of the trace; :func:`requests_of` reads them back)."""
+    metrics = dlt.current.resource_metrics()
+    metrics["requests"] = {endpoint: client.stats.as_dict().get(endpoint, {})}
+    metrics["records"] = {endpoint: client.stats.records.get(endpoint, 0)}
+
+
+def requests_of(*extracts: Any) -> RequestStats:
+    """Requests by endpoint and outcome, and records by endpoint, as the resources reported them into
+    the extract steps of the given traces' ``ExtractInfo`` (``pipeline.last_trace.last_extract_info``;
+    None is skipped: a run that only finished pending packages extracted nothing)."""
+    counted = RequestStats()
+    for extract in extracts:
+        for metrics in (extract.metrics.values() if extract is not None else ()):
+            for step in metrics:
+                for resource in step["resource_metrics"].values():
+                    custom = resource.custom_metrics
+                    for endpoint, outcomes in custom.get("requests", {}).items():
+                        for outcome, n in outcomes.items():
+                            counted.counts[(endpoint, outcome)] += n
+                    for endpoint, n in custom.get("records", {}).items():
+                        counted.records[endpoint] += n
+    return counted
