@@ -139,7 +139,7 @@ TRANSLATOR = CertiverseDbtTranslator(settings=DagsterDbtTranslatorSettings(enabl
 def build_definitions(resource: CertiverseWarehouse | None = None) -> dg.Definitions:
     """The definitions for one warehouse (default: dlt's configuration, as ``certiverse`` without options)."""
     resource = resource or CertiverseWarehouse()
-    manifest = manifest_path(resource.warehouse().pipeline())
+    manifest = manifest_path(resource.warehouse().context())
     marts = _dbt_assets(manifest)
     published = _published_copy(_mart_keys(manifest))
     nightly = dg.define_asset_job("certiverse_nightly", selection=dg.AssetSelection.all(),
@@ -179,6 +179,7 @@ def _mart_keys(manifest: Path) -> list[dg.AssetKey]:
 
 def _dbt_assets(manifest: Path) -> dg.AssetsDefinition:
     models = _model_names_by_key(manifest)
+    described = json.loads(manifest.read_text())
 
     @dbt_assets(manifest=manifest, dagster_dbt_translator=TRANSLATOR, name="certiverse_dbt", retry_policy=RETRY)
     def certiverse_dbt(context: dg.AssetExecutionContext, certiverse: CertiverseWarehouse) -> Iterator[Any]:
@@ -187,11 +188,32 @@ def _dbt_assets(manifest: Path) -> dg.AssetsDefinition:
         select = None if selected == set(models) else " ".join(sorted(models[k] for k in selected))
         with project_failures():
             built = steps.transform(certiverse.warehouse(), context.log.info, select=select)
-        for name, seconds in built.model_seconds.items():
-            key = dg.AssetKey(name)
-            yield dg.Output(None, output_name=key.to_python_identifier(), metadata={"seconds": seconds})
+        context.log.info(f"dbt: {built.counts()} (as of {built.as_of}); artifacts in {built.artifacts}")
+        yield from dbt_events(built.artifacts / "run_results.json", described, context.selected_asset_check_keys)
 
     return certiverse_dbt
+
+
+def dbt_events(run_results: Path, manifest: Mapping[str, Any],
+               selected_checks: Any) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """dbt's ``run_results.json`` as the events dagster-dbt sends for a build: an output (materialization)
+    per model, a check result per test (a test that warns is a failed check of severity WARN, as there)."""
+    from dagster_dbt.asset_utils import get_asset_check_key_for_test
+
+    for result in json.loads(run_results.read_text())["results"]:
+        unique_id, status = result["unique_id"], result["status"]
+        if unique_id.startswith("model."):
+            key = TRANSLATOR.get_asset_key(manifest["nodes"][unique_id])
+            yield dg.Output(None, output_name=key.to_python_identifier(),
+                            metadata={"status": status, "seconds": round(result["execution_time"], 3)})
+        elif unique_id.startswith("test."):
+            check = get_asset_check_key_for_test(manifest, TRANSLATOR, unique_id, project=None)
+            if check is None or check not in selected_checks:
+                continue
+            yield dg.AssetCheckResult(
+                asset_key=check.asset_key, check_name=check.name, passed=status == "pass",
+                severity=dg.AssetCheckSeverity.WARN if status == "warn" else dg.AssetCheckSeverity.ERROR,
+                metadata={"status": status, "failures": result.get("failures") or 0})
 
 
 # -- published copy and freshness ---------------------------------------------------------------------

@@ -17,38 +17,37 @@ import os
 import shutil
 from pathlib import Path
 
-import dlt
-
-from ..pipelines.transform.profile import DATASET_TARGET, engine, temporary_profile
-from ..pipelines.transform.runner import TRANSFORMS_DIR, Dbt, dbt_work_dir
+from ..pipelines.context import RunContext
+from ..pipelines.transform.profile import DATASET_TARGET, temporary_profile
+from ..pipelines.transform.runner import TRANSFORMS_DIR, Dbt
 
 log = logging.getLogger(__name__)
 
 _NOT_PROJECT = ("target", "logs", "dbt_packages")
 
 
-def manifest_path(pipeline: dlt.Pipeline, project_dir: Path = TRANSFORMS_DIR) -> Path:
-    """``manifest.json`` of the dbt project for this pipeline's warehouse, parsed if missing or out of date."""
-    folder = dbt_work_dir(pipeline) / "orchestrator"
+def manifest_path(context: RunContext, project_dir: Path = TRANSFORMS_DIR) -> Path:
+    """``manifest.json`` of the dbt project for this warehouse, parsed if missing or out of date."""
+    folder = context.dbt_dir / "orchestrator"
     project = hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:8]
-    manifest = folder / f"manifest-{engine(pipeline)}-{project}.json"
+    manifest = folder / f"manifest-{context.warehouse.destination}-{project}.json"
     if _fresh(manifest, project_dir):
         return manifest
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _fresh(manifest, project_dir):  # another process may have parsed while this one waited
-            _parse(pipeline, project_dir, folder, manifest)
+            _parse(context, project_dir, folder, manifest)
     return manifest
 
 
-def _parse(pipeline: dlt.Pipeline, project_dir: Path, folder: Path, manifest: Path) -> None:
+def _parse(context: RunContext, project_dir: Path, folder: Path, manifest: Path) -> None:
     log.info("parsing the dbt project %s for the orchestrator", project_dir)
-    with temporary_profile(pipeline) as profiles_dir:
-        dbt = Dbt(project_dir, profiles_dir, folder, {"certiverse_schema": pipeline.dataset_name})
+    with temporary_profile(context.warehouse) as profiles_dir:
+        dbt = Dbt(project_dir, profiles_dir, folder, {"certiverse_schema": context.warehouse.dataset})
         dbt.parse(DATASET_TARGET)
     scratch = manifest.with_suffix(".json.tmp")
-    shutil.copyfile(folder / DATASET_TARGET / "manifest.json", scratch)
+    shutil.copyfile(dbt.target_path(DATASET_TARGET) / "manifest.json", scratch)
     os.replace(scratch, manifest)
 
 

@@ -12,17 +12,16 @@ pipelines folder).
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 # The project's modules are imported where a step runs: an orchestrator loads these definitions in
 # processes that never run a step (a webserver, a scheduler), and dlt, dbt and pandas take seconds.
 if TYPE_CHECKING:
-    import dlt
-
+    from ..pipelines.context import RunContext
     from ..pipelines.load import LoadResult
     from ..pipelines.publishing import Publication
+    from ..pipelines.transform import TransformResult
 
 Say = Callable[[str], None]
 
@@ -47,68 +46,47 @@ class Warehouse:
     duckdb_file: str | None = None  # None: [destination.duckdb] credentials, else warehouse.duckdb
     pipelines_dir: str | None = None  # None: dlt's (DLT_DATA_DIR, else ~/.dlt)
 
-    def pipeline(self, *, read_only: bool = False) -> "dlt.Pipeline":
-        from ..pipelines.load import make_pipeline
+    def context(self, say: Say | None = None, *, read_only: bool = False) -> "RunContext":
+        """The run context a command with these options builds (``say`` hears what a step waits for)."""
+        from ..pipelines.context import RunContext
 
-        credentials = self.duckdb_file if self.destination == "duckdb" else None
-        return make_pipeline(self.destination, credentials, pipelines_dir=self.pipelines_dir, read_only=read_only)
-
-
-def _on_warehouse(pipeline: "dlt.Pipeline", action: Callable[[], Any], say: Say | None, *,
-                  read_only: bool = False) -> Any:
-    from ..pipelines.load import duckdb_file
-    from ..pipelines.locks import retry_when_locked
-    from ..pipelines.publishing import published_hint
-
-    working = duckdb_file(pipeline)
-    return retry_when_locked(action, working, read_only=read_only, published=published_hint(working), on_wait=say)
+        return RunContext.from_config(self.destination, self.duckdb_file if self.destination == "duckdb" else None,
+                                      pipelines_dir=self.pipelines_dir, on_wait=say, read_only=read_only)
 
 
 def load(warehouse: Warehouse, say: Say | None = None, *, full_refresh: bool = False) -> "LoadResult":
     """``certiverse load``: the first run reads everything, later runs the nightly plan."""
     from ..pipelines.load import run_load
 
-    return run_load(warehouse.pipeline(), full_refresh=full_refresh, on_wait=say)
+    return run_load(warehouse.context(say), full_refresh=full_refresh)
 
 
 def load_figures(result: "LoadResult") -> dict[str, Any]:
     """A load's headline figures as plain values: seconds, read mode, requests, why everything was read."""
-    from ..pipelines.load import vouchers_state
-
-    state = vouchers_state(result.info.pipeline) if result.info is not None else {}
     return {
         "seconds": round(result.seconds, 2),
-        "mode": state.get("mode") or "-",
-        "requests": result.stats.total(),
+        "mode": result.vouchers_state.get("mode") or "-",
+        "requests": result.requests.total(),
         "full_read_reason": result.full_read_reason or "-",
         "counter_check": result.counter_check.as_dict() if result.counter_check else {},
     }
 
 
-@dataclass
-class Marts:
-    """What a build of the marts did."""
-
-    model_seconds: dict[str, float]
-    as_of: dt.date | None = None
-    tests: list[Any] = field(default_factory=list)
-
-
-def transform(warehouse: Warehouse, say: Say | None = None, *, select: str | None = None) -> Marts:
-    """``certiverse transform`` without the publish (its own step): build and test the marts."""
+def transform(warehouse: Warehouse, say: Say | None = None, *, select: str | None = None) -> "TransformResult":
+    """``certiverse transform`` without the publish (its own step): build and test the marts. Its result
+    names the folder of dbt's artifacts of this build (``manifest.json``, ``run_results.json``)."""
     from ..pipelines.transform import run_transforms
 
-    pipeline = warehouse.pipeline()
-    timings = _on_warehouse(pipeline, lambda: run_transforms(pipeline, select=select), say)
-    return Marts(model_seconds=timings)
+    context = warehouse.context(say)
+    return context.on_warehouse(run_transforms, context, None, select=select)
 
 
 def publish_copy(warehouse: Warehouse, say: Say | None = None) -> "Publication | None":
     """``certiverse publish``: the copy readers open; None where nothing is published (Postgres, disabled)."""
     from ..pipelines.publishing import publish
 
-    pipeline = warehouse.pipeline()
-    return _on_warehouse(pipeline, lambda: publish(pipeline), say)
+    context = warehouse.context(say)
+    return context.on_warehouse(publish, context)
 
 
 @dataclass(frozen=True)
@@ -129,13 +107,13 @@ def counter_verdict(warehouse: Warehouse, say: Say | None = None) -> CounterVerd
     """The counter check's verdict on the warehouse as it is now (after a load: what the load left)."""
     from ..pipelines.load import counters
 
-    pipeline = warehouse.pipeline()
+    context = warehouse.context(say)
 
     def query() -> tuple[int, dict[str, Any], list[str]]:
-        with pipeline.sql_client() as client:
+        with context.sql_client() as client:
             return counters.to_reread(client)
 
-    checked, found, unexplained = _on_warehouse(pipeline, query, say)
+    checked, found, unexplained = context.on_warehouse(query)
     return CounterVerdict(checked, len(found) - len(unexplained), unexplained)
 
 
@@ -143,5 +121,5 @@ def freshness(warehouse: Warehouse, max_age_hours: float, say: Say | None = None
     """``certiverse status``: the last successful load, its age and whether it is older than ``max_age_hours``."""
     from ..pipelines.reporting.status import pipeline_status
 
-    pipeline = warehouse.pipeline(read_only=True)
-    return _on_warehouse(pipeline, lambda: pipeline_status(pipeline, max_age_hours), say, read_only=True)
+    context = warehouse.context(say, read_only=True)
+    return context.on_warehouse(pipeline_status, context, max_age_hours)

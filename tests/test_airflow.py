@@ -16,7 +16,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from certiverse_warehouse.pipelines.load import make_pipeline, vouchers_state
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import vouchers_state
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.helpers import RESOURCES, differences
 from tests.orchestrators import ROOT, orchestrator_env
@@ -80,8 +81,8 @@ def nights(airflow: dict[str, Any]) -> dict[str, Any]:
             done = dags_test(env, "certiverse_nightly")
             assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
             states.append(task_states(airflow["home"], "certiverse_nightly"))
-            modes = vouchers_state(make_pipeline("duckdb", str(warehouse),
-                                                 pipelines_dir=str(airflow["work"] / "dlt" / "pipelines")))
+            modes = vouchers_state(RunContext.from_config(
+                "duckdb", str(warehouse), pipelines_dir=str(airflow["work"] / "dlt" / "pipelines")).pipeline)
             states[-1]["mode"] = modes["mode"]
     return {"tenant": tenant, "warehouse": warehouse, "states": states,
             "pipelines_dir": airflow["work"] / "dlt" / "pipelines"}
@@ -96,9 +97,9 @@ def test_two_nights_run_load_transform_and_publish_each_once_the_second_a_nightl
 
 
 def test_the_warehouse_equals_the_simulators_tenant_and_the_copy_is_published(nights):
-    pipeline = make_pipeline("duckdb", str(nights["warehouse"]), pipelines_dir=str(nights["pipelines_dir"]))
+    context = RunContext.from_config("duckdb", str(nights["warehouse"]), pipelines_dir=str(nights["pipelines_dir"]))
     for resource in RESOURCES:
-        assert differences(pipeline, resource, nights["tenant"].records(resource)) == [], resource
+        assert differences(context, resource, nights["tenant"].records(resource)) == [], resource
     with duckdb.connect(str(nights["warehouse"].with_name("warehouse_published.duckdb")), read_only=True) as con:
         relations = {name for (name,) in con.execute("select table_name from information_schema.tables").fetchall()}
         current = con.execute("select count(*) from vouchers").fetchone()[0]

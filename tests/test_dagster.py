@@ -17,7 +17,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from certiverse_warehouse.pipelines.load import make_pipeline, vouchers_state
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import vouchers_state
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.helpers import RESOURCES, TOKEN, differences
 from tests.orchestrators import ROOT, orchestrator_env
@@ -106,10 +107,10 @@ def test_the_dbt_tests_are_checks_on_their_models_and_the_models_descend_from_th
 
 
 def test_the_warehouse_equals_the_simulators_tenant_after_the_nightly_run(nights):
-    pipeline = make_pipeline("duckdb", str(nights["warehouse"]), pipelines_dir=str(nights["pipelines_dir"]))
-    assert vouchers_state(pipeline)["mode"] == "nightly"
+    context = RunContext.from_config("duckdb", str(nights["warehouse"]), pipelines_dir=str(nights["pipelines_dir"]))
+    assert vouchers_state(context.pipeline)["mode"] == "nightly"
     for resource in RESOURCES:
-        assert differences(pipeline, resource, nights["tenant"].records(resource)) == [], resource
+        assert differences(context, resource, nights["tenant"].records(resource)) == [], resource
 
 
 def test_the_marts_and_the_published_copy_are_left_behind(nights):

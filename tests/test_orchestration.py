@@ -19,7 +19,7 @@ from certiverse_warehouse.orchestration.commands import CommandRun
 from certiverse_warehouse.orchestration.dbt_manifest import manifest_path
 from certiverse_warehouse.orchestration.failures import worth_retrying
 from certiverse_warehouse.pipelines.cli import EXIT_API, EXIT_AUTH, EXIT_CONFIG, EXIT_DESTINATION
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR
 from tests.readers import HeldConnection
 
@@ -86,14 +86,14 @@ def loaded(tmp_path_factory):
     warehouse = steps.Warehouse("duckdb", str(folder / "w.duckdb"), str(folder / "p"))
     app = SimulatorApp(Tenant.generate("small", seed=42))
     with serve(app) as url:
-        run_load(warehouse.pipeline(), base_url=url, api_token=app.token)
+        run_load(warehouse.context(), {"base_url": url, "api_token": app.token})
     return warehouse
 
 
 @pytest.mark.slow
 @LOADED_ONCE
 def test_the_raw_table_assets_are_the_tables_a_load_writes(loaded):
-    pipeline = loaded.pipeline()
+    pipeline = loaded.context().pipeline
     written = {t for t in pipeline.default_schema.data_table_names() if not t.startswith("_")}
     assert set(steps.RAW_TABLES) == written
 
@@ -123,20 +123,20 @@ def test_the_counter_check_fails_when_a_purchase_disagrees_with_its_vouchers(loa
 def test_the_manifest_is_parsed_once_and_again_when_the_project_changes(loaded, tmp_path):
     project = tmp_path / "transforms"
     shutil.copytree(TRANSFORMS_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "__pycache__"))
-    pipeline = loaded.pipeline()
-    first = manifest_path(pipeline, project)
+    context = loaded.context()
+    first = manifest_path(context, project)
     parsed_at = first.stat().st_mtime_ns
-    again = manifest_path(pipeline, project)
+    again = manifest_path(context, project)
     assert again == first and again.stat().st_mtime_ns == parsed_at
     model = project / "models" / "marts" / "voucher_utilization.sql"
     os.utime(model, ns=(parsed_at + 10**9, parsed_at + 10**9))
-    assert manifest_path(pipeline, project).stat().st_mtime_ns > parsed_at
+    assert manifest_path(context, project).stat().st_mtime_ns > parsed_at
 
 
 @pytest.mark.slow
 @LOADED_ONCE
 def test_every_dbt_test_belongs_to_one_model_so_that_orchestrators_show_it_as_that_models_check(loaded):
-    manifest = json.loads(manifest_path(loaded.pipeline()).read_text())
+    manifest = json.loads(manifest_path(loaded.context()).read_text())
     nodes = manifest["nodes"]
     unattached = []
     for test in (n for n in nodes.values() if n["resource_type"] == "test"):
