@@ -16,10 +16,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/certiverse demo
 
-# one pytest worker per core: each starts its own throwaway PostgreSQL; tests marked
-# xdist_group (the orchestrators' modules) stay on one worker, so their module fixtures run once
+# one pytest worker per core: each starts its own throwaway PostgreSQL
 test: setup
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

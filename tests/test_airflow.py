@@ -22,8 +22,7 @@ from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.helpers import RESOURCES, differences
 from tests.orchestrators import ROOT, orchestrator_env
 
-# one worker runs the module: its fixture (two nights through the orchestrator) is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("airflow")]
+pytestmark = pytest.mark.slow
 
 DAG_FILE = ROOT / "docs" / "scheduling" / "airflow_certiverse_nightly.py"
 # The same DAG with a short retry delay, so that a retry happens within the test.
@@ -49,12 +48,10 @@ def task_states(home: Path, dag_id: str) -> dict[str, tuple[str, int]]:
     return {task: (state, tries) for task, state, tries in rows}
 
 
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def airflow_home(work: Path) -> dict[str, Any]:
     """An Airflow home with its database migrated and the two DAG files in its dags folder."""
-    work = tmp_path_factory.mktemp("airflow")
     dags = work / "dags"
-    dags.mkdir()
+    dags.mkdir(parents=True)
     shutil.copy(DAG_FILE, dags / DAG_FILE.name)
     (dags / "certiverse_retry_probe.py").write_text(RETRY_DAG)
     settings = {"AIRFLOW_HOME": str(work / "home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -65,8 +62,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"work": work, "home": work / "home", "settings": settings}
 
 
-@pytest.fixture(scope="module")
-def nights(airflow: dict[str, Any]) -> dict[str, Any]:
+def two_nights(airflow: dict[str, Any]) -> dict[str, Any]:
     """``airflow dags test certiverse_nightly`` twice, a simulated day apart."""
     tenant = Tenant.generate("small", seed=42)
     app = SimulatorApp(tenant)
@@ -88,7 +84,15 @@ def nights(airflow: dict[str, Any]) -> dict[str, Any]:
             "pipelines_dir": airflow["work"] / "dlt" / "pipelines"}
 
 
-def test_two_nights_run_load_transform_and_publish_each_once_the_second_a_nightly_read(nights):
+# One test for the two nights, the checks below its parts: the nights are the costly part, and a
+# pytest worker of their own would have to make them again.
+def test_two_nights_through_the_dag_each_task_once_a_nightly_read_and_the_warehouse_exact(tmp_path):
+    nights = two_nights(airflow_home(tmp_path))
+    each_task_ran_once_and_the_second_night_read_nightly(nights)
+    the_warehouse_equals_the_simulators_tenant_and_the_copy_is_published(nights)
+
+
+def each_task_ran_once_and_the_second_night_read_nightly(nights):
     first, second = nights["states"]
     for night in (first, second):
         assert {task: night[task] for task in ("load", "transform", "publish")} == {
@@ -96,7 +100,7 @@ def test_two_nights_run_load_transform_and_publish_each_once_the_second_a_nightl
     assert (first["mode"], second["mode"]) == ("full", "nightly")
 
 
-def test_the_warehouse_equals_the_simulators_tenant_and_the_copy_is_published(nights):
+def the_warehouse_equals_the_simulators_tenant_and_the_copy_is_published(nights):
     context = RunContext.from_config("duckdb", str(nights["warehouse"]), pipelines_dir=str(nights["pipelines_dir"]))
     for resource in RESOURCES:
         assert differences(context, resource, nights["tenant"].records(resource)) == [], resource
@@ -107,7 +111,8 @@ def test_the_warehouse_equals_the_simulators_tenant_and_the_copy_is_published(ni
     assert current == len(nights["tenant"].records("vouchers"))
 
 
-def test_an_api_failure_is_retried_and_a_refused_token_is_not(airflow, small_tenant_template, tmp_path):
+def test_an_api_failure_is_retried_and_a_refused_token_is_not(small_tenant_template, tmp_path):
+    airflow = airflow_home(tmp_path / "airflow")
     app = SimulatorApp(small_tenant_template)
     common = {**airflow["settings"], "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "w.duckdb"),
               "DLT_DATA_DIR": str(tmp_path / "dlt"), "SOURCES__CERTIVERSE__MAX_ATTEMPTS": "1"}

@@ -23,8 +23,7 @@ from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.helpers import RESOURCES, TOKEN, differences
 from tests.orchestrators import ROOT, orchestrator_env
 
-# one worker runs the module: its fixture (two nights through the orchestrator) is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster")]
+pytestmark = pytest.mark.slow
 
 MODULE = "certiverse_warehouse.orchestration.dagster_definitions"
 MARTS = ("voucher_utilization", "voucher_expiry", "partner_utilization", "program_utilization", "expiry_calendar")
@@ -49,10 +48,8 @@ def dagster_home(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def nights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def two_nights(work: Path) -> dict[str, Any]:
     """Two materializations of every asset against the small tenant, a simulated day apart."""
-    work = tmp_path_factory.mktemp("dagster")
     tenant = Tenant.generate("small", seed=42)
     app = SimulatorApp(tenant)
     warehouse = work / "warehouse.duckdb"
@@ -70,7 +67,20 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "runs": probe(env, "runs"), "described": probe(env, "describe"), "freshness": freshness}
 
 
-def test_every_asset_is_materialized_first_then_nightly(nights):
+# One test for the two nights, the checks below its parts: the nights are the costly part (two
+# materializations through Dagster), and a pytest worker of their own would have to make them again.
+def test_two_nights_from_the_repository_every_asset_every_check_and_the_warehouse_exact(tmp_path):
+    nights = two_nights(tmp_path)
+    every_asset_is_materialized_first_then_nightly(nights)
+    every_check_passes_on_both_nights_dbt_tests_counter_check_and_freshness(nights)
+    the_dbt_tests_are_checks_on_their_models_and_the_models_descend_from_the_raw_tables(nights)
+    the_warehouse_equals_the_simulators_tenant_after_the_nightly_run(nights)
+    the_marts_and_the_published_copy_are_left_behind(nights)
+    the_freshness_check_fails_when_the_last_load_is_older_than_the_limit(nights)
+    the_daily_schedule_runs_every_asset_and_checks_freshness(nights)
+
+
+def every_asset_is_materialized_first_then_nightly(nights):
     runs = [r for r in nights["runs"] if r["job"] == "__ASSET_JOB"]
     assets = set(nights["described"]["assets"])
     assert [r["status"] for r in runs] == ["SUCCESS", "SUCCESS"]
@@ -80,7 +90,7 @@ def test_every_asset_is_materialized_first_then_nightly(nights):
     assert modes == ["full", "nightly"]
 
 
-def test_every_check_passes_on_both_nights_dbt_tests_counter_check_and_freshness(nights):
+def every_check_passes_on_both_nights_dbt_tests_counter_check_and_freshness(nights):
     checks = set(nights["described"]["checks"])
     assert {RAW + "vouchers:counter_check", RAW + "vouchers:fresh"} <= checks
     for run in (r for r in nights["runs"] if r["job"] == "__ASSET_JOB"):
@@ -89,7 +99,7 @@ def test_every_check_passes_on_both_nights_dbt_tests_counter_check_and_freshness
         assert [name for name, passed in evaluated.items() if not passed] == []
 
 
-def test_the_dbt_tests_are_checks_on_their_models_and_the_models_descend_from_the_raw_tables(nights):
+def the_dbt_tests_are_checks_on_their_models_and_the_models_descend_from_the_raw_tables(nights):
     described = nights["described"]
     manifest = json.loads(next(nights["pipelines_dir"].rglob("manifest-duckdb-*.json")).read_text())
     tests = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test"}
@@ -106,14 +116,14 @@ def test_the_dbt_tests_are_checks_on_their_models_and_the_models_descend_from_th
     assert {described["groups"][m] for m in marts} == {"marts"}
 
 
-def test_the_warehouse_equals_the_simulators_tenant_after_the_nightly_run(nights):
+def the_warehouse_equals_the_simulators_tenant_after_the_nightly_run(nights):
     context = RunContext.from_config("duckdb", str(nights["warehouse"]), pipelines_dir=str(nights["pipelines_dir"]))
     assert vouchers_state(context.pipeline)["mode"] == "nightly"
     for resource in RESOURCES:
         assert differences(context, resource, nights["tenant"].records(resource)) == [], resource
 
 
-def test_the_marts_and_the_published_copy_are_left_behind(nights):
+def the_marts_and_the_published_copy_are_left_behind(nights):
     published = nights["warehouse"].with_name("warehouse_published.duckdb")
     with duckdb.connect(str(published), read_only=True) as con:
         relations = {name for (name,) in con.execute("select table_name from information_schema.tables").fetchall()}
@@ -126,14 +136,14 @@ def test_the_marts_and_the_published_copy_are_left_behind(nights):
     assert set(MARTS) <= built
 
 
-def test_the_freshness_check_fails_when_the_last_load_is_older_than_the_limit(nights):
+def the_freshness_check_fails_when_the_last_load_is_older_than_the_limit(nights):
     within, beyond = nights["freshness"][36.0], nights["freshness"][0.0]
     assert [(c["check"], c["passed"]) for c in within["checks"]] == [("fresh", True)]
     assert [(c["check"], c["passed"]) for c in beyond["checks"]] == [("fresh", False)]
     assert beyond["checks"][0]["metadata"]["max_age_hours"] == 0.0
 
 
-def test_the_daily_schedule_runs_every_asset_and_checks_freshness(nights):
+def the_daily_schedule_runs_every_asset_and_checks_freshness(nights):
     described = nights["described"]
     assert {"certiverse_nightly", "certiverse_freshness"} <= set(described["jobs"])
     assert len(described["schedules"]) == 2

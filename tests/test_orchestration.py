@@ -73,10 +73,6 @@ def test_a_stopped_command_ends_within_the_grace_period(small_tenant_template, s
     assert stopped_after < 30
 
 
-# the tests on one loaded warehouse stay on one pytest worker, so that it is loaded once
-LOADED_ONCE = pytest.mark.xdist_group("orchestration-loaded")
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """The small tenant loaded once (first run) into a DuckDB file."""
@@ -91,7 +87,6 @@ def loaded(tmp_path_factory):
 
 
 @pytest.mark.slow
-@LOADED_ONCE
 def test_the_raw_table_assets_are_the_tables_a_load_writes(loaded):
     pipeline = loaded.context().pipeline
     written = {t for t in pipeline.default_schema.data_table_names() if not t.startswith("_")}
@@ -99,7 +94,6 @@ def test_the_raw_table_assets_are_the_tables_a_load_writes(loaded):
 
 
 @pytest.mark.slow
-@LOADED_ONCE
 def test_the_counter_check_fails_when_a_purchase_disagrees_with_its_vouchers(loaded, tmp_path):
     shutil.copy(loaded.duckdb_file, tmp_path / "w.duckdb")
     shutil.copytree(loaded.pipelines_dir, tmp_path / "p")
@@ -119,7 +113,6 @@ def test_the_counter_check_fails_when_a_purchase_disagrees_with_its_vouchers(loa
 
 
 @pytest.mark.slow
-@LOADED_ONCE
 def test_the_manifest_is_parsed_once_and_again_when_the_project_changes(loaded, tmp_path):
     project = tmp_path / "transforms"
     shutil.copytree(TRANSFORMS_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "__pycache__"))
@@ -134,7 +127,6 @@ def test_the_manifest_is_parsed_once_and_again_when_the_project_changes(loaded, 
 
 
 @pytest.mark.slow
-@LOADED_ONCE
 def test_every_dbt_test_belongs_to_one_model_so_that_orchestrators_show_it_as_that_models_check(loaded):
     manifest = json.loads(manifest_path(loaded.context()).read_text())
     nodes = manifest["nodes"]
