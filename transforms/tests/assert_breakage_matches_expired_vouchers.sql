@@ -1,6 +1,9 @@
 -- Breakage in voucher_utilization (sums per purchase, rounded to cents) equals the value of the
 -- expired vouchers in voucher_expiry (4 decimals each) within half a cent per purchase.
 
+-- Dagster shows this test as a check on one model (dagster-dbt needs it named when a test reads several).
+{{ config(meta={"dagster": {"ref": {"name": "voucher_utilization"}}}) }}
+
 with
 
 per_purchase as (
