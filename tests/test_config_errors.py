@@ -64,7 +64,7 @@ def test_a_server_answering_html_is_named_with_status_type_and_a_short_excerpt(s
     assert load(tmp_path, "--base-url", BASE) == EXIT_API
     err = capsys.readouterr().err
     assert route.call_count == 1
-    assert f"HTTP {status}, text/html; charset=utf-8: '<!DOCTYPE html>" in err
+    assert f"HTTP {status}, text/html; charset=utf-8: 'Sign in - Welcome to the portal" in err
     assert err.count("\n") == 1 and len(err) < 400 and "Welcome to the portal</p><p>Welcome" not in err
 
 
@@ -75,7 +75,7 @@ def test_a_proxy_error_page_is_retried_as_a_5xx_and_then_described_briefly(api, 
     err = capsys.readouterr().err.splitlines()
     assert route.call_count > 1
     assert (f"giving up after {RETRY_BUDGET:.0f}s of retries (retry_budget); last problem: HTTP 502, text/html: "
-            "'<!DOCTYPE html>") in err[-1]
+            "'Sign in - Welcome to the portal") in err[-1]
     assert len(err[-1]) < 400
 
 

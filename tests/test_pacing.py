@@ -201,6 +201,17 @@ def test_an_outage_holds_everyone_while_one_request_probes_with_growing_pauses()
     assert p.unavailable_since is None and p.limit == math.inf
 
 
+def test_an_answer_to_a_request_sent_before_the_outage_does_not_end_it():
+    clock = Clock()
+    p = make(clock)
+    early, failing = p.turn(), p.turn()
+    p.answered(failing, Outcome.UNAVAILABLE)
+    p.answered(early, Outcome.ACCEPTED)  # it was answered before the API went away
+    assert p.unavailable_since is not None
+    p.answered(p.turn(), Outcome.ACCEPTED)
+    assert p.unavailable_since is None
+
+
 def test_an_outage_ends_with_the_concurrency_learned_before_it():
     clock = Clock()
     p = make(clock)

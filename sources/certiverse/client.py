@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import html
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -194,7 +196,7 @@ class CertiverseClient:
         self.retry_budget = retry_budget
         self._clock = clock
         self.pacing = Pacing(ceiling=max_requests_per_second, backoff_base=backoff_base, backoff_max=backoff_max,
-                             clock=clock, sleep=sleep)
+                             budget=retry_budget, clock=clock, sleep=sleep)
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {api_token}", "Accept": "application/json"},
             timeout=timeout,
@@ -463,12 +465,28 @@ def check_token(api_token: str | None) -> str:
 
 
 def describe_response(response: httpx.Response, limit: int = 80) -> str:
-    """Status, content type and a short one-line excerpt of a body: enough to tell a proxy page from the API."""
+    """Status, content type and a short one-line excerpt of a body: enough to tell a proxy page from the API.
+
+    Of an HTML page (a sign-in page, IIS's or a proxy's error page) the excerpt is the text a
+    person would read, without the markup: ``'Service Unavailable HTTP Error 503. ...'``.
+    """
     content_type = response.headers.get("Content-Type") or "no content type"
-    excerpt = " ".join(response.content[: limit * 4].decode("utf-8", "replace").split())
+    text = response.content[: limit * 40].decode("utf-8", "replace")
+    if "html" in content_type.lower():
+        title = _TITLE.search(text)
+        text = " ".join(html.unescape(_TAG.sub(" ", _SCRIPT.sub(" ", text))).split())
+        name = " ".join(html.unescape(title.group(1)).split()) if title else ""
+        if name and not text.startswith(name):
+            text = f"{name} - {text}" if text else name
+    excerpt = " ".join(text.split())
     if len(excerpt) > limit:
         excerpt = excerpt[:limit] + "..."
     return f"HTTP {response.status_code}, {content_type}" + (f": {excerpt!r}" if excerpt else ", empty body")
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_SCRIPT = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<!--.*?-->|<!DOCTYPE[^>]*>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _is_json_type(response: httpx.Response) -> bool:
@@ -495,7 +513,9 @@ def _json_or_missing(response: httpx.Response) -> Any:
 def _unknown_host(exc: BaseException) -> bool:
     """Whether DNS said the host does not exist (not a temporary failure): a wrong base URL, not an outage."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a re-raised exception can be its own context
+        visited.add(id(seen))
         if isinstance(seen, socket.gaierror) and seen.errno == socket.EAI_NONAME:
             return True
         seen = seen.__cause__ or seen.__context__

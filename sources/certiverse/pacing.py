@@ -102,10 +102,12 @@ class Pacing:
         ceiling: float | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 15.0,
+        budget: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.ceiling = ceiling
+        self.budget = budget  # the client's retry budget, for the notes only
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self._clock, self._sleep = clock, sleep
         self._cond = threading.Condition()
@@ -122,6 +124,7 @@ class Pacing:
         self._reached = 0.0  # the rate the API accepted when it last refused: its limit, as far as known
         self._probing_since: float | None = None  # when the rate passed _reached since the last cut
         self._outage_since: float | None = None
+        self._outage_epoch = 0  # the first epoch of the current outage: earlier answers say nothing of its end
         self._outage_rounds = 0
         self._limit_before_outage = math.inf
         self._problem = ""
@@ -230,7 +233,8 @@ class Pacing:
             now = self._clock()
             current = ticket.epoch == self._epoch
             delay = 0.0
-            if outcome is not Outcome.UNAVAILABLE and self._outage_since is not None:
+            if outcome is not Outcome.UNAVAILABLE and self._outage_since is not None \
+                    and ticket.epoch >= self._outage_epoch:
                 self._end_outage(now)
             if outcome is Outcome.ACCEPTED:
                 self._accepted.append(now)
@@ -304,13 +308,13 @@ class Pacing:
 
     def _outage_round(self, now: float) -> None:
         """One more round of an outage: everyone pauses, longer each round; then one request probes."""
+        self._epoch += 1
         if self._outage_since is None:
-            self._outage_since, self._outage_rounds = now, 0
+            self._outage_since, self._outage_rounds, self._outage_epoch = now, 0, self._epoch
             self._limit_before_outage = self._limit
         self._outage_rounds += 1
         pause = self.backoff(self._outage_rounds)
         self._pause_until = max(self._pause_until, now + pause)
-        self._epoch += 1
         self._note_outage(now, pause)
 
     def _end_outage(self, now: float) -> None:
@@ -331,8 +335,9 @@ class Pacing:
 
     def _note_outage(self, now: float, pause: float) -> None:
         since = self._outage_since if self._outage_since is not None else now
+        budget = "" if self.budget is None else f"; the run gives up after {self.budget:.0f}s without an answer"
         self._note("outage", now, f"the API is unavailable ({self._problem}) for {now - since:.0f}s: waiting for "
-                                  f"it, next try in {pause:.0f}s")
+                                  f"it, next try in {pause:.0f}s{budget}")
 
     def _note(self, key: str, now: float, message: str, force: bool = False) -> None:
         last = self._noted.get(key)
