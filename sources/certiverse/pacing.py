@@ -328,7 +328,7 @@ class Pacing:
     # -- notes (logged; the CLI's progress line shows them) ----------------
 
     def _note_rate_limit(self, now: float, retry_after: float | None) -> None:
-        told = "no Retry-After" if retry_after is None else f"Retry-After {retry_after:.1f}s"
+        told = "no Retry-After" if retry_after is None else f"Retry-After {_seconds(retry_after)}"
         limit = "" if self._limit == math.inf else f", {self._limit:.0f} at a time"
         self._note("rate", now, f"the API limits the request rate ({self._problem}, {told}): pacing requests "
                                 f"at {self._rate:.1f}/s{limit}")
@@ -336,8 +336,9 @@ class Pacing:
     def _note_outage(self, now: float, pause: float) -> None:
         since = self._outage_since if self._outage_since is not None else now
         budget = "" if self.budget is None else f"; the run gives up after {self.budget:.0f}s without an answer"
+        # A long pause gets its note whatever the last one: the progress line shows a note for 15 s.
         self._note("outage", now, f"the API is unavailable ({self._problem}) for {now - since:.0f}s: waiting for "
-                                  f"it, next try in {pause:.0f}s{budget}")
+                                  f"it, next try in {_seconds(pause)}{budget}", force=pause >= NOTE_EVERY / 2)
 
     def _note(self, key: str, now: float, message: str, force: bool = False) -> None:
         last = self._noted.get(key)
@@ -377,6 +378,10 @@ class Pacing:
                 now = self._wait(until, None, now)
             self._check()
             return now
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"
 
 
 def retry_after_seconds(value: str | None, date: str | None = None, now: Callable[[], float] = time.time
