@@ -170,3 +170,19 @@ def test_stop_ends_the_wait_for_an_outage_at_once():
     assert not thread.is_alive() and time.monotonic() - started < 2
     assert len(raised) == 1 and isinstance(raised[0], ClientStopped)
     assert route.call_count == 1
+
+
+@respx.mock
+def test_a_purchase_is_sent_again_after_a_429_but_never_after_an_outage():
+    purchases = BASE + "/api/vouchers/purchases"
+    created = {"voucherPurchaseCode": "VP-1", "quantity": 1}
+    route = respx.post(purchases).mock(side_effect=[httpx.Response(429, headers={"Retry-After": "1"}),
+                                                    httpx.Response(200, json=created)])
+    client = make_client(Clock())
+    assert client.create_purchase("Acme", "Free", 1, "notes") == created
+    assert route.call_count == 2
+    route.reset()
+    route.mock(side_effect=[IIS_503, httpx.Response(200, json=created)])
+    with pytest.raises(ApiUnavailableError, match="not retried"):
+        client.create_purchase("Acme", "Free", 1, "notes")
+    assert route.call_count == 1  # it may have arrived: sending it again could buy twice

@@ -324,7 +324,8 @@ class CertiverseClient:
         """POST a $0 purchase; returns the created purchase. 400 → :class:`BadRequestError`."""
         payload = {"notes": notes, "partnerName": partner_name, "programName": program_name, "quantity": quantity}
         url = self.base_url + ENDPOINT_PATHS["purchases"]
-        # A POST is not idempotent: never retry it after the request may have arrived.
+        # A POST is not idempotent: never retry it after the request may have arrived (a 429 says it
+        # was refused unprocessed, so that one is retried).
         response, body = self._send("purchases", "POST", url, json=payload, what="POST purchase", retry=False)
         if response.status_code == 400:
             raise BadRequestError(Query("purchases"), _error_text(response))
@@ -336,7 +337,8 @@ class CertiverseClient:
         self, endpoint: str, method: str, url: str, *, what: str, retry: bool = True, **kwargs: Any
     ) -> tuple[httpx.Response, Any]:
         """Send one request, retrying until it has failed for ``retry_budget`` seconds; returns the
-        response and, for a 200, its parsed JSON body. Every wait is the pacing's (see its module)."""
+        response and, for a 200, its parsed JSON body. Every wait is the pacing's (see its module).
+        ``retry=False`` retries only 429s (refused before anything was done)."""
         failures, problem = 0, ""
         deadline: float | None = None
         not_before = 0.0
@@ -355,8 +357,9 @@ class CertiverseClient:
             now = self._clock()
             if deadline is None:
                 deadline = now + self.retry_budget
-            if not retry or now >= deadline:
-                raise self._gave_up(what, problem, retried=retry)
+            retried = retry or outcome is Outcome.RATE_LIMITED
+            if not retried or now >= deadline:
+                raise self._gave_up(what, problem, retried=retried)
             if retry_after is not None and now + retry_after > deadline:
                 raise ApiUnavailableError(
                     f"{what}: the API asks to wait {retry_after:.0f}s (Retry-After), longer than what is left of "
