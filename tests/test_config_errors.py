@@ -74,7 +74,7 @@ def test_a_proxy_error_page_is_retried_as_a_5xx_and_then_described_briefly(api, 
     assert load(tmp_path, "--base-url", BASE) == EXIT_API
     err = capsys.readouterr().err.splitlines()
     assert route.call_count > 1
-    assert (f"giving up after {RETRY_BUDGET:.0f}s of retries (retry_budget); last problem: HTTP 502, text/html: "
+    assert (f"giving up after {RETRY_BUDGET:g}s of retries (retry_budget); last problem: HTTP 502, text/html: "
             "'Sign in - Welcome to the portal") in err[-1]
     assert len(err[-1]) < 400
 

@@ -396,11 +396,11 @@ class CertiverseClient:
             self.stats.add(endpoint, outcome_label)
             outcome = Outcome.UNAVAILABLE if status in UNAVAILABLE_STATUSES else Outcome.FAILED
             return outcome, None, None, describe_response(response)
-        # The API answered: whatever comes of it now, the pace may grow.
         body = _json_or_missing(response) if status == 200 else None
         if body is _MISSING and _is_json_type(response):
             self.stats.add(endpoint, "bad_body")
             return Outcome.FAILED, None, None, "body is not valid JSON (truncated?)"
+        # The API answered: whatever comes of it now (an error to raise, a page), the pace may grow.
         self.pacing.answered(ticket, Outcome.ACCEPTED)
         if status == 401:
             self.stats.add(endpoint, outcome_label)
@@ -421,7 +421,7 @@ class CertiverseClient:
         if not retried:
             return ApiUnavailableError(f"{what}: not retried; problem: {problem}")
         return ApiUnavailableError(
-            f"{what}: giving up after {self.retry_budget:.0f}s of retries (retry_budget); last problem: {problem}")
+            f"{what}: giving up after {self.retry_budget:g}s of retries (retry_budget); last problem: {problem}")
 
 
 def check_base_url(base_url: str | None) -> Any:
