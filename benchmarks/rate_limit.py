@@ -21,7 +21,8 @@ import time
 from typing import Any
 
 from benchmarks.run import RESULTS, Simulator
-from certiverse_warehouse.pipelines.load import make_pipeline, run_load
+from certiverse_warehouse.pipelines.context import RunContext
+from certiverse_warehouse.pipelines.load import run_load
 
 PER_SECOND = 5.0
 LATENCY_MS = 20.0
@@ -34,9 +35,9 @@ def one_load(size: str, retry_after: str | None) -> dict[str, Any]:
     sim = Simulator(size, 1.0, LATENCY_MS, PAGE_SIZE, extra)
     try:
         with tempfile.TemporaryDirectory(prefix="certiverse-rate-limit-") as folder:
-            pipeline = make_pipeline("duckdb", f"{folder}/w.duckdb", pipelines_dir=f"{folder}/p")
+            context = RunContext.from_config("duckdb", f"{folder}/w.duckdb", pipelines_dir=f"{folder}/p")
             started = time.monotonic()
-            result = run_load(pipeline, base_url=sim.info["base_url"], api_token=sim.info["token"])
+            result = run_load(context, {"base_url": sim.info["base_url"], "api_token": sim.info["token"]})
             wall = time.monotonic() - started
         served = sim.ask("stats")["served"]
     finally:
@@ -44,7 +45,7 @@ def one_load(size: str, retry_after: str | None) -> dict[str, Any]:
     refused = served.get("429", 0)
     needed = sum(served.values()) - refused
     return {"size": size, "retry_after": retry_after or "no limiter", "requests": needed, "refused": refused,
-            "wall_s": round(wall, 1), "extract_s": result.phases.get("run.extract"),
+            "wall_s": round(wall, 1), "read_s": result.phases.get("read"),
             "ideal_s": round(needed / PER_SECOND, 1) if retry_after else None}
 
 
@@ -60,15 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print("| tenant | Retry-After | requests | 429s | wall s | extract s | ideal s (requests / 5) | wall / ideal "
-          "| extract / ideal |")
+    print("| tenant | Retry-After | requests | 429s | wall s | read s | ideal s (requests / 5) | wall / ideal "
+          "| read / ideal |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ideal = r["ideal_s"]
         ratio = f"{r['wall_s'] / ideal:.2f}" if ideal else "-"
-        extract = f"{r['extract_s'] / ideal:.2f}" if ideal and r["extract_s"] else "-"
+        read = f"{r['read_s'] / ideal:.2f}" if ideal and r["read_s"] else "-"
         print(f"| {r['size']} | {r['retry_after']} | {r['requests']:,} | {r['refused']:,} | {r['wall_s']} "
-              f"| {r['extract_s']} | {ideal if ideal else '-'} | {ratio} | {extract} |")
+              f"| {r['read_s']} | {ideal if ideal else '-'} | {ratio} | {read} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rate-limit.json").write_text(json.dumps(rows, indent=2))
     return 0
