@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -39,11 +39,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 class Simulator:
     """``benchmarks.simserver`` in a child process."""
 
-    def __init__(self, size: str, scale: float, latency_ms: float, page_size: int) -> None:
+    def __init__(self, size: str, scale: float, latency_ms: float, page_size: int, extra: Sequence[str] = ()) -> None:
         self.label = f"{size} x{scale:g}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.simserver", "--size", size, "--scale", str(scale),
-             "--latency-ms", str(latency_ms), "--page-size", str(page_size)],
+             "--latency-ms", str(latency_ms), "--page-size", str(page_size), *extra],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         self.info = self._read()

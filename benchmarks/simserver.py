@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
+from certiverse_warehouse.simulator import RateLimit, SimulatorApp, Tenant, serve
 
 
 def describe(tenant: Tenant) -> dict[str, Any]:
@@ -42,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--rate-limit", type=float, help="a rate limiter in front: requests a second")
+    parser.add_argument("--retry-after", choices=("seconds", "date", "absent"), default="seconds")
     args = parser.parse_args(argv)
 
     tenant = Tenant.generate(args.size, seed=args.seed, scale=args.scale)
-    app = SimulatorApp(tenant, latency_ms=args.latency_ms, page_size=args.page_size)
+    limit = RateLimit(args.rate_limit, retry_after=args.retry_after) if args.rate_limit else None
+    app = SimulatorApp(tenant, latency_ms=args.latency_ms, page_size=args.page_size, rate_limit=limit)
     with serve(app, port=args.port) as base_url:
         print(json.dumps({"base_url": base_url, "token": app.token, **describe(tenant)}), flush=True)
         for line in sys.stdin:

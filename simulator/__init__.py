@@ -7,7 +7,9 @@ requests about it (in process through ``app.transport()``), and ``serve`` /
 
 from .app import SimulatorApp
 from .data import SIZES, Tenant, ValidationError
+from .infrastructure import Outage, RateLimit
 from .server import run_forever, serve
 from .shape import WorldShape
 
-__all__ = ["SIZES", "SimulatorApp", "Tenant", "ValidationError", "WorldShape", "run_forever", "serve"]
+__all__ = ["SIZES", "Outage", "RateLimit", "SimulatorApp", "Tenant", "ValidationError", "WorldShape", "run_forever",
+           "serve"]

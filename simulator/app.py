@@ -27,6 +27,7 @@ import httpx
 from . import activity, query
 from .data import RESOURCES, Tenant, ValidationError
 from .habits import Habits
+from .infrastructure import DroppedConnection, Outage, RateLimit
 from .model import DOCUMENTED_PURCHASE_STATUSES
 from .shape import ORDERS
 
@@ -92,7 +93,8 @@ class SimulatorApp:
                  order: str | None = None, activity_every_pages: int | None = None,
                  nextlink_form: str = "absolute", nextlink_origin: str | None = None,
                  date_offset: dt.timedelta = dt.timedelta(0), habits: Iterable[str] = (),
-                 empty_resources: Iterable[str] = ()) -> None:
+                 empty_resources: Iterable[str] = (),
+                 rate_limit: RateLimit | None = None, outage: Outage | None = None) -> None:
         """API knobs left None come from the tenant's shape (``simulator.shape``).
 
         Habits the reference leaves open: ``nextlink_form`` (``NEXTLINK_FORMS`` or ``"mixed"``) and
@@ -101,6 +103,7 @@ class SimulatorApp:
         clock; the data keeps the tenant's); ``habits`` (``simulator.habits.HABITS``: values in other
         JSON forms, byte-order marks, whitespace, nulls, unknown enum values, new fields);
         ``empty_resources``, resources served as if the tenant had none (all four: a new organisation).
+        ``rate_limit`` and ``outage`` play what stands in front of the API (``simulator.infrastructure``).
         """
         shape = tenant.shape
         page_size = shape.page_size if page_size is None else page_size
@@ -125,6 +128,7 @@ class SimulatorApp:
         self.fault_rate_500, self.fault_rate_429, self.retry_after = fault_rate_500, fault_rate_429, retry_after
         self.fault_rate_truncate, self.latency_ms, self.seed = fault_rate_truncate, latency_ms, seed
         self.max_consecutive_faults = 2  # per URL, so bounded retries always get through
+        self.rate_limit, self.outage = rate_limit, outage
         self.stats: Counter[tuple[str, int]] = Counter()
         self.faults: Counter[str] = Counter()  # injected faults by kind: 500, 429, truncate
         self._lock = threading.Lock()
@@ -143,12 +147,20 @@ class SimulatorApp:
     # -- entry points ------------------------------------------------------
 
     def handle(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
-        """Answer one request: (status, headers, body)."""
+        """Answer one request: (status, headers, body). Raises :class:`DroppedConnection` when an
+        outage drops connections: the transport then closes the connection without an answer."""
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000)
         parts = urlsplit(url)
         path = parts.path.rstrip("/") or "/"
-        status, out_headers, out_body = self._dispatch(method.upper(), url, parts, path, headers, body)
+        try:
+            answer = self._front()
+        except DroppedConnection:
+            with self._lock:
+                self.stats[(path, 0)] += 1
+            log.debug("%s %s -> connection dropped", method, url)
+            raise
+        status, out_headers, out_body = answer or self._dispatch(method.upper(), url, parts, path, headers, body)
         # The API's clock, on every answer as HTTP servers do: the simulated now, not the host's.
         out_headers["Date"] = email.utils.format_datetime(self.tenant.now() + self.date_offset, usegmt=True)
         with self._lock:
@@ -160,12 +172,26 @@ class SimulatorApp:
         """An httpx transport that serves requests from this app in process."""
 
         def handler(request: httpx.Request) -> httpx.Response:
-            status, headers, body = self.handle(request.method, str(request.url), request.headers, request.read())
+            try:
+                status, headers, body = self.handle(request.method, str(request.url), request.headers, request.read())
+            except DroppedConnection:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                                request=request) from None
             return httpx.Response(status, headers=headers, content=body)
 
         return httpx.MockTransport(handler)
 
     # -- request pipeline --------------------------------------------------
+
+    def _front(self) -> Response | None:
+        """The rate limiter's or the outage's answer, if either answers instead of the API."""
+        if self.rate_limit is not None:
+            refused = self.rate_limit.refuse(self.tenant.now())
+            if refused is not None:
+                return refused
+        if self.outage is not None:
+            return self.outage.meets()
+        return None
 
     def _dispatch(self, method: str, url: str, parts: Any, path: str, headers: Mapping[str, str],
                   body: bytes) -> Response:

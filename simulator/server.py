@@ -12,6 +12,7 @@ from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .app import SimulatorApp
+from .infrastructure import DroppedConnection
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ def _server(app: SimulatorApp, host: str, port: int) -> ThreadingHTTPServer:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             host_header = self.headers.get("Host") or _netloc(self.server.server_address)
-            status, headers, payload = app.handle(self.command, f"http://{host_header}{self.path}",
-                                                  dict(self.headers.items()), body)
+            try:
+                status, headers, payload = app.handle(self.command, f"http://{host_header}{self.path}",
+                                                      dict(self.headers.items()), body)
+            except DroppedConnection:
+                # An outage that drops connections: close without a byte of answer.
+                self.close_connection = True
+                return
             # send_response would add the host's own Date header; the app sends the API's clock.
             self.log_request(status)
             self.send_response_only(status)

@@ -59,12 +59,12 @@ def test_a_refused_token_exits_with_the_auth_code_and_never_prints_the_token(
 
 def test_an_unreachable_api_exits_with_the_api_code(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", "t")
-    monkeypatch.setenv("SOURCES__CERTIVERSE__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("SOURCES__CERTIVERSE__RETRY_BUDGET", "1")
     monkeypatch.setenv("SOURCES__CERTIVERSE__RETRY_BACKOFF", "0.01")
     code = main(["load", "--base-url", "http://127.0.0.1:9", "--duckdb-file", str(tmp_path / "w.duckdb"),
                  "--pipelines-dir", str(tmp_path / "p")])
     assert code == EXIT_API
-    assert "giving up after 2 attempt" in capsys.readouterr().err
+    assert "giving up after 1s of retries" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", sorted(build_parser()._subparsers._group_actions[0].choices))

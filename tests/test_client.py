@@ -134,11 +134,29 @@ def test_429_waits_as_long_as_retry_after_says():
 
 
 @respx.mock
-def test_retries_are_bounded():
+def test_retries_are_bounded_by_time_not_by_a_count():
+    budget = 60.0
     route = respx.get(url__startswith=PURCHASES).mock(return_value=httpx.Response(500))
-    with pytest.raises(ApiUnavailableError, match="3 attempt"):
-        read_ids(make_client(max_attempts=3))
-    assert route.call_count == 3
+    clock = MovingClock()
+    client = CertiverseClient(BASE, TOKEN, sleep=clock.sleep, clock=clock, backoff_base=0.5, backoff_max=4.0,
+                              retry_budget=budget)
+    with pytest.raises(ApiUnavailableError, match=f"giving up after {budget:g}s of retries"):
+        read_ids(client)
+    assert budget <= clock.now < budget + 4.0
+    assert route.call_count > 6  # the old count of attempts; time decides now
+
+
+class MovingClock:
+    """Monotonic seconds that move only when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def test_missing_token_is_a_clear_error():

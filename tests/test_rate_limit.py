@@ -1,14 +1,23 @@
-"""The client's request-rate limit and 429 pause, checked on the schedule through an injected clock and sleep."""
+"""The client's request rate: the configured ceiling, what a 429 teaches, Retry-After in both forms and the
+retry budget, checked on the schedule through an injected clock and sleep."""
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import threading
 
 import httpx
 import pytest
 import respx
 
-from certiverse_warehouse.sources.certiverse.client import CertiverseClient, CertiverseError, Query
+from certiverse_warehouse.sources.certiverse import pacing
+from certiverse_warehouse.sources.certiverse.client import (
+    ApiUnavailableError,
+    CertiverseClient,
+    CertiverseError,
+    Query,
+)
 
 BASE = "https://tenant.example.test"
 TOKEN = "rate-token"
@@ -105,45 +114,109 @@ def test_rate_must_be_positive():
 
 @pytest.mark.parametrize("rate", [None, RATE])
 @respx.mock
-def test_429_holds_every_thread_until_retry_after_then_the_rate_resumes(rate):
+def test_a_429_holds_every_thread_until_retry_after_and_lowers_the_rate_for_all(rate):
     clock = FakeClock(advance=False)
-    paused, others_done = threading.Event(), threading.Event()
-    others = [f"B{i}" for i in range(THREADS - 1)]
     refused: list[str] = []
 
     def first_429(request: httpx.Request) -> httpx.Response:
-        if request.url.params["purchaseCode"] == "A" and not refused:
-            refused.append("A")
+        if not refused:
+            refused.append(request.url.params["purchaseCode"])
             return httpx.Response(429, headers={"Retry-After": str(RETRY_AFTER)})
         return one_page(request)
 
-    def sleep(seconds: float) -> None:
-        clock.sleep(seconds)
-        if threading.current_thread().name == "A" and not paused.is_set():
-            # A sleeps out its 429: the others start now, while the pause holds.
-            paused.set()
-            assert others_done.wait(5)
-
-    def other(code: str) -> None:
-        assert paused.wait(5)
-        read(client, code)
-
     route = respx.get(url__startswith=VOUCHERS).mock(side_effect=first_429)
-    client = CertiverseClient(BASE, TOKEN, sleep=sleep, clock=clock, max_requests_per_second=rate)
-    threads = [threading.Thread(target=other, args=(c,), name=c) for c in others]
-    for t in threads:
-        t.start()
-    a = threading.Thread(target=read, args=(client, "A"), name="A")
-    a.start()
-    for t in threads:
-        t.join()
-    others_done.set()
-    a.join()
-
+    client = make_client(clock, rate=rate)
+    read(client, "A")
+    assert clock.slept() == [RETRY_AFTER]
+    learned = client.pacing.rate
+    assert learned is not None and learned < (rate or float("inf"))
+    clock.sleeps.clear()
+    others = [f"B{i}" for i in range(THREADS - 1)]
+    read_in_threads(client, others)
     assert route.call_count == THREADS + 1
-    waits = sorted(s for name in others for s in clock.slept(name))
-    if rate is None:
-        assert waits == [RETRY_AFTER] * len(others)
-    else:
-        # After the pause the others go one slot apart, not all at once.
-        assert waits == pytest.approx([RETRY_AFTER + i * INTERVAL for i in range(len(others))])
+    # Every other thread waited for the pause, then for its own slot of the learned rate (the clock
+    # stands still: what each waited adds up to when it went).
+    waits = sorted(sum(clock.slept(name)) for name in others)
+    assert waits[0] >= RETRY_AFTER - 1e-9
+    assert all(b - a >= 1 / learned * 0.99 for a, b in zip(waits, waits[1:]))
+
+
+@respx.mock
+def test_429s_are_ridden_out_however_many_while_the_budget_lasts():
+    clock = FakeClock()
+    refusals = 40  # far past the old six attempts
+    answers = [httpx.Response(429, headers={"Retry-After": "1"})] * refusals + [one_page_of("A")]
+    route = respx.get(url__startswith=VOUCHERS).mock(side_effect=answers)
+    assert read(make_client(clock, rate=None), "A") == [{"id": "A"}]
+    assert route.call_count == refusals + 1
+    assert clock() >= refusals
+
+
+@respx.mock
+def test_a_retry_after_date_is_read_against_the_answers_own_clock():
+    clock = FakeClock()
+    api_now = dt.datetime(2031, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)  # years from this machine's clock
+    headers = {"Date": email.utils.format_datetime(api_now, usegmt=True),
+               "Retry-After": email.utils.format_datetime(api_now + dt.timedelta(seconds=RETRY_AFTER), usegmt=True)}
+    respx.get(url__startswith=VOUCHERS).mock(side_effect=[httpx.Response(429, headers=headers), one_page_of("A")])
+    read(make_client(clock, rate=None), "A")
+    assert clock.slept() == [RETRY_AFTER]
+
+
+@respx.mock
+def test_a_429_without_retry_after_is_retried_after_a_backoff():
+    clock = FakeClock()
+    route = respx.get(url__startswith=VOUCHERS).mock(side_effect=[httpx.Response(429)] * 3 + [one_page_of("A")])
+    client = CertiverseClient(BASE, TOKEN, sleep=clock.sleep, clock=clock, backoff_base=0.5)
+    assert read(client, "A") == [{"id": "A"}]
+    assert route.call_count == 4
+    # Its own backoff (0.5, 1, 2 s with jitter), and the slots of the rate it learned (nothing was
+    # accepted before the first 429: the slowest rate).
+    assert 0.5 * (0.5 + 1 + 2) <= clock() <= 0.5 + 1 + 2 + 3 / pacing.MIN_RATE
+    assert pacing.MIN_RATE <= client.pacing.rate < 1
+
+
+@respx.mock
+def test_429s_for_the_whole_budget_end_the_run_as_the_api_unavailable():
+    clock = FakeClock()
+    budget = 30.0
+    respx.get(url__startswith=VOUCHERS).mock(return_value=httpx.Response(429, headers={"Retry-After": "1"}))
+    client = CertiverseClient(BASE, TOKEN, sleep=clock.sleep, clock=clock, retry_budget=budget)
+    with pytest.raises(ApiUnavailableError, match="giving up after 30s of retries.*HTTP 429"):
+        read(client, "A")
+    assert budget <= clock() <= budget + 1
+
+
+@respx.mock
+def test_a_retry_after_longer_than_the_budget_left_gives_up_at_once():
+    clock = FakeClock()
+    route = respx.get(url__startswith=VOUCHERS).mock(
+        return_value=httpx.Response(429, headers={"Retry-After": "3600"}))
+    client = CertiverseClient(BASE, TOKEN, sleep=clock.sleep, clock=clock, retry_budget=600)
+    with pytest.raises(ApiUnavailableError, match="asks to wait 3600s"):
+        read(client, "A")
+    assert route.call_count == 1 and clock() == 0
+
+
+@respx.mock
+def test_the_learned_rate_never_passes_max_requests_per_second():
+    clock = FakeClock()
+    sent_at: list[float] = []
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        sent_at.append(clock())
+        if len(sent_at) == 2:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return one_page(request)
+
+    respx.get(url__startswith=VOUCHERS).mock(side_effect=limited)
+    client = make_client(clock)
+    for i in range(60):  # ~12 s of accepted requests after the cut: the rate climbs back to the ceiling
+        read(client, f"P{i}")
+    gaps = [b - a for a, b in zip(sent_at, sent_at[1:])]
+    assert min(gaps) >= INTERVAL - 1e-9
+    assert client.pacing.rate == RATE
+
+
+def one_page_of(code: str) -> httpx.Response:
+    return httpx.Response(200, json={"data": [{"id": code}]})

@@ -88,6 +88,7 @@ def test_an_error_in_one_worker_reaches_the_caller_and_the_other_workers_stop():
     with pytest.raises(RuntimeError, match="worker failed"):
         read_ids(api, roots=many)
     assert len(api.queries()) < len(many)  # queries are handed out a few at a time: the rest never ran
+    assert api.stopped  # the client's waits and retries end too
     assert threading.active_count() <= before  # the pool was shut down
 
 

@@ -208,9 +208,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from ...simulator import SimulatorApp, Tenant, run_forever
+    from ...simulator import Outage, RateLimit, SimulatorApp, Tenant, run_forever
 
     tenant = Tenant.generate(args.size, seed=args.seed)
+    rate_limit = RateLimit(args.rate_limit, retry_after=args.retry_after) if args.rate_limit else None
+    outage = None
+    if args.outage_seconds:
+        outage = Outage(args.outage_seconds, at_seconds=args.outage_at, after_requests=args.outage_after_requests,
+                        answer=args.outage_answer)
     app = SimulatorApp(
         tenant,
         token=args.token,
@@ -221,6 +226,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         fault_rate_500=args.fault_500,
         fault_rate_429=args.fault_429,
         fault_rate_truncate=args.fault_truncate,
+        rate_limit=rate_limit,
+        outage=outage,
     )
     print(f"Serving the '{args.size}' tenant on http://{args.host}:{args.port} (token: {args.token}); Ctrl-C stops.")
     print(f"  export SOURCES__CERTIVERSE__BASE_URL=http://{args.host}:{args.port}")

@@ -116,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault-500", type=float, default=0.0, help="share of requests answered 500")
     sim.add_argument("--fault-429", type=float, default=0.0, help="share of requests answered 429")
     sim.add_argument("--fault-truncate", type=float, default=0.0, help="share of bodies cut short")
+    sim.add_argument("--rate-limit", type=float, metavar="N",
+                     help="a rate limiter in front of the API: N requests a second (token bucket), 429 beyond")
+    sim.add_argument("--retry-after", choices=("seconds", "date", "absent"), default="seconds",
+                     help="how the rate limiter's 429 says when to come back (default: seconds)")
+    sim.add_argument("--outage-seconds", type=float, metavar="S", help="an outage of S seconds (a deploy, a recycle)")
+    outage_start = sim.add_mutually_exclusive_group()
+    outage_start.add_argument("--outage-at", type=float, metavar="SECONDS",
+                              help="the outage starts this long after the first request (default: at once)")
+    outage_start.add_argument("--outage-after-requests", type=int, metavar="N",
+                              help="the outage starts once N requests were answered")
+    sim.add_argument("--outage-answer", choices=("503", "502", "504", "drop"), default="503",
+                     help="what the outage answers: an IIS HTML error page with that status, or dropped "
+                     "connections (default: 503)")
     sim.set_defaults(handler=handlers.cmd_simulate)
     check = commands.add_parser(
         "check",

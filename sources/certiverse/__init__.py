@@ -79,7 +79,7 @@ def certiverse_source(
     workers: int = 16,
     record_cap: int = 10_000,
     timeout: float = 30.0,
-    max_attempts: int = 6,
+    retry_budget: float = 600.0,
     retry_backoff: float = 0.5,
     max_requests_per_second: float | None = None,
     recheck_nights: int = 7,
@@ -102,10 +102,11 @@ def certiverse_source(
         record_cap: the API's per-query record cap (10,000 per the reference);
             queries expected to exceed it are split before they are sent.
         timeout: seconds per request.
-        max_attempts: tries per request on 5xx, 429, timeouts and broken bodies.
+        retry_budget: seconds a request is retried (429, 5xx, connection errors, timeouts,
+            broken bodies) before the run gives up with :class:`ApiUnavailableError`.
         retry_backoff: seconds before the first retry; doubles each time, with jitter.
         max_requests_per_second: a ceiling on the request rate of all workers together
-            (default: none; a 429 pauses every worker whatever this says).
+            (default: none; the rate a 429 teaches stays below it).
         recheck_nights: nightly runs re-read every settled voucher at least once
             in this many nights.
     """
@@ -113,7 +114,7 @@ def certiverse_source(
         base_url,
         api_token,
         timeout=timeout,
-        max_attempts=max_attempts,
+        retry_budget=retry_budget,
         backoff_base=retry_backoff,
         max_requests_per_second=max_requests_per_second,
         max_connections=max(16, workers * 2),

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import html
 import json
 import logging
-import random
+import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -25,6 +27,7 @@ import httpx
 import orjson
 
 from .links import changed_filters, elsewhere, linked_pages
+from .pacing import Expired, Outcome, Pacing, Stopped, Ticket, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,16 @@ class PagingError(CertiverseError):
 
 
 class ApiUnavailableError(CertiverseError):
-    """Retries exhausted on 5xx, 429, timeouts, resets or broken bodies."""
+    """A request was retried (429, 5xx, timeouts, resets, broken bodies) for its whole retry budget."""
+
+
+class ClientStopped(CertiverseError):
+    """The client was stopped (:meth:`CertiverseClient.stop`): nothing more is sent, no wait goes on."""
+
+
+# Answers that mean the service is down or being deployed, not that this query is wrong:
+# a proxy's or IIS's error page comes with any body.
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -143,13 +155,16 @@ class RequestStats:
 class CertiverseClient:
     """A small httpx client for the list endpoints and the purchase POST.
 
-    Retries 5xx, 429 (honouring ``Retry-After``, pausing every thread of this client
-    so a rate limit slows everything down), timeouts, connection errors and bodies
-    that are not valid JSON, with exponential backoff and jitter.
+    Retries 429, 5xx, timeouts, connection errors and bodies that are not valid JSON until
+    the request has been failing for ``retry_budget`` seconds (then
+    :class:`ApiUnavailableError`). The pace of every thread of this client is one
+    :class:`~.pacing.Pacing`: a 429 lowers the request rate and concurrency for the rest of the
+    run (honouring ``Retry-After``, pausing every thread), acceptance raises them again slowly,
+    and an outage (no answer, 502, 503, 504) holds every thread while one request probes.
 
-    ``max_requests_per_second`` (default: no limit) spaces the requests of every
-    thread of this client, retries included, at least ``1/max_requests_per_second``
-    seconds apart. ``sleep`` and ``clock`` exist so tests can check the schedule.
+    ``max_requests_per_second`` (default: no limit) is a ceiling on that rate, retries
+    included. ``sleep`` and ``clock`` exist so tests can check the schedule; without
+    ``sleep`` every wait is on a condition that :meth:`stop` wakes.
     """
 
     def __init__(
@@ -158,12 +173,12 @@ class CertiverseClient:
         api_token: str,
         *,
         timeout: float = 30.0,
-        max_attempts: int = 6,
+        retry_budget: float = 600.0,
         backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 15.0,
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         max_requests_per_second: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -171,6 +186,8 @@ class CertiverseClient:
         api_token = check_token(api_token)
         if max_requests_per_second is not None and max_requests_per_second <= 0:
             raise ConfigurationError(f"max_requests_per_second must be positive, got {max_requests_per_second!r}")
+        if retry_budget < 0:
+            raise ConfigurationError(f"retry_budget must be zero or more seconds, got {retry_budget!r}")
         self.base_url = f"{base.scheme}://{base.netloc}"
         self.stats = RequestStats()
         # Not documented: learned from the longest page that had a next page.
@@ -181,16 +198,12 @@ class CertiverseClient:
         self._first_local: dt.datetime | None = None
         # Said once per client: the API's links point elsewhere, or change the query's filters.
         self._links_noted: set[str] = set()
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self._sleep = sleep
+        self._date_lock = threading.Lock()
+        self._answered = False  # whether any HTTP answer came back in this client's life
+        self.retry_budget = retry_budget
         self._clock = clock
-        # One lock for both: a request's turn depends on the 429 pause and on the rate's next free slot.
-        self._pause_lock = threading.Lock()
-        self._pause_until = 0.0
-        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
-        self._next_slot = 0.0
+        self.pacing = Pacing(ceiling=max_requests_per_second, backoff_base=backoff_base, backoff_max=backoff_max,
+                             budget=retry_budget, clock=clock, sleep=sleep)
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {api_token}", "Accept": "application/json"},
             timeout=timeout,
@@ -199,7 +212,14 @@ class CertiverseClient:
             follow_redirects=False,
         )
 
+    def stop(self) -> None:
+        """Abandon this client's work, from any thread: every wait (a backoff, a pause, the rate's
+        next slot, an outage) ends at once and nothing more is sent; both raise :class:`ClientStopped`.
+        A request already on the wire is not cut short."""
+        self.pacing.stop()
+
     def close(self) -> None:
+        self.stop()
         self._http.close()
 
     def api_time(self) -> dt.datetime | None:
@@ -228,7 +248,7 @@ class CertiverseClient:
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
             local = dt.datetime.now(dt.timezone.utc)
-            with self._pause_lock:
+            with self._date_lock:
                 if self._first_date is None:
                     self._first_date = parsed.astimezone(dt.timezone.utc)
                     self._first_local = local
@@ -312,7 +332,7 @@ class CertiverseClient:
         return self.base_url + path, {**query.params, "page": str(page)}, page, guessed
 
     def _note_once(self, what: str, message: str, *args: Any) -> None:
-        with self._pause_lock:
+        with self._date_lock:
             if what in self._links_noted:
                 return
             self._links_noted.add(what)
@@ -336,7 +356,8 @@ class CertiverseClient:
         """POST a $0 purchase; returns the created purchase. 400 → :class:`BadRequestError`."""
         payload = {"notes": notes, "partnerName": partner_name, "programName": program_name, "quantity": quantity}
         url = self.base_url + ENDPOINT_PATHS["purchases"]
-        # A POST is not idempotent: never retry it after the request may have arrived.
+        # A POST is not idempotent: never retry it after the request may have arrived (a 429 says it
+        # was refused unprocessed, so that one is retried).
         response, body = self._send("purchases", "POST", url, json=payload, what="POST purchase", retry=False)
         if response.status_code == 400:
             raise BadRequestError(Query("purchases"), _error_text(response))
@@ -347,84 +368,92 @@ class CertiverseClient:
     def _send(
         self, endpoint: str, method: str, url: str, *, what: str, retry: bool = True, **kwargs: Any
     ) -> tuple[httpx.Response, Any]:
-        """Send one request with retries; returns the response and, for a 200, its parsed JSON body."""
-        attempts = self.max_attempts if retry else 1
-        problem = ""
-        for attempt in range(1, attempts + 1):
-            self._wait_turn()
-            retry_after: float | None = None
-            try:
-                response = self._http.request(method, url, **kwargs)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                outcome, problem = "network", f"{type(exc).__name__}: {exc}"
-            else:
-                self._note_date(response)
-                outcome = str(response.status_code)
-                if response.status_code == 401:
-                    self.stats.add(endpoint, outcome)
-                    raise AuthError(
-                        f"the API refused the token (401) on {what}; check SOURCES__CERTIVERSE__API_TOKEN "
-                        "and that its user holds the PartnerManageVouchers function point"
-                    )
-                if response.status_code == 429 or response.status_code >= 500:
-                    problem = describe_response(response)
-                    if response.status_code == 429:
-                        retry_after = _retry_after(response.headers.get("Retry-After"))
-                else:
-                    body = _json_or_missing(response) if response.status_code == 200 else None
-                    if body is not _MISSING:
-                        self.stats.add(endpoint, outcome)
-                        return response, body
-                    if not _is_json_type(response):
-                        self.stats.add(endpoint, "not_api")
-                        raise NotTheApiError(
-                            f"{what}: the server at {self.base_url} did not answer as the Certiverse API "
-                            f"({describe_response(response)}); check the base URL"
-                        )
-                    outcome, problem = "bad_body", "body is not valid JSON (truncated?)"
-            self.stats.add(endpoint, outcome)
-            if attempt == attempts:
-                break
-            delay = self._backoff(attempt, retry_after)
-            log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, attempts - 1, delay)
-            if retry_after is not None:
-                self._pause_all(delay)
-            else:
-                self._sleep(delay)
-        raise ApiUnavailableError(f"{what}: giving up after {attempts} attempt(s); last problem: {problem}")
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, 300.0)
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)
-
-    def _pause_all(self, seconds: float) -> None:
-        """Hold every request of this client (all threads) for ``seconds``: a 429 is about all of us."""
-        with self._pause_lock:
-            self._pause_until = max(self._pause_until, self._clock() + seconds)
-        self._sleep(seconds)
-
-    def _wait_turn(self) -> None:
-        """Wait out a 429 pause, then (when rate-limited) until this request's slot comes.
-
-        Slots are handed out in order under the lock, each ``_interval`` after the
-        last, so threads share one rate and nobody bursts when a pause ends.
-        """
+        """Send one request, retrying until it has failed for ``retry_budget`` seconds; returns the
+        response and, for a 200, its parsed JSON body. Every wait is the pacing's (see its module).
+        ``retry=False`` retries only 429s (refused before anything was done)."""
+        failures, problem = 0, ""
+        deadline: float | None = None
+        not_before = 0.0
         while True:
-            with self._pause_lock:
-                now = self._clock()
-                paused_until = self._pause_until
-                start = max(now, paused_until)
-                if self._interval:
-                    start = max(start, self._next_slot)
-                    self._next_slot = start + self._interval
-            if start > now:
-                self._sleep(start - now)
-            with self._pause_lock:
-                if self._pause_until <= paused_until:
-                    return
-            # A 429 paused every thread while this one waited for its slot: take a new one after the pause.
+            try:
+                ticket = self.pacing.turn(not_before=not_before, deadline=deadline)
+            except Expired:
+                raise self._gave_up(what, problem) from None
+            except Stopped:
+                raise ClientStopped("the client was stopped; no more requests are sent") from None
+            outcome, retry_after, result, problem = self._attempt(endpoint, method, url, what, ticket, **kwargs)
+            if result is not None:
+                return result
+            failures += 1
+            delay = self.pacing.answered(ticket, outcome, retry_after=retry_after, problem=problem, failures=failures)
+            now = self._clock()
+            if deadline is None:
+                deadline = now + self.retry_budget
+            retried = retry or outcome is Outcome.RATE_LIMITED
+            if not retried or now >= deadline:
+                raise self._gave_up(what, problem, retried=retried)
+            if retry_after is not None and now + retry_after > deadline:
+                raise ApiUnavailableError(
+                    f"{what}: the API asks to wait {retry_after:.0f}s (Retry-After), longer than what is left of "
+                    f"the retry budget ({deadline - now:.0f}s of retry_budget {self.retry_budget:.0f}s); "
+                    f"last problem: {problem}")
+            not_before = min(now + delay, deadline)  # the last try at the budget's end, not before it
+            log.info("%s: %s; retrying (giving up in %.0fs)", what, problem, deadline - now)
+
+    def _attempt(self, endpoint: str, method: str, url: str, what: str, ticket: Ticket, **kwargs: Any
+                 ) -> tuple[Outcome, float | None, tuple[httpx.Response, Any] | None, str]:
+        """One attempt: (outcome, Retry-After seconds, (response, body) when done, problem). Tells the
+        pacing about every answer that ends the request; a retried one is told by the caller."""
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            self.stats.add(endpoint, "network")
+            if not self._answered and _unknown_host(exc):
+                self.pacing.cancel(ticket)
+                raise ConfigurationError(
+                    f"{what}: the host of {self.base_url} is unknown ({exc}); check the base URL") from exc
+            return Outcome.UNAVAILABLE, None, None, f"{type(exc).__name__}: {exc}"
+        except BaseException:
+            self.pacing.cancel(ticket)
+            raise
+        self._answered = True
+        self._note_date(response)
+        status = response.status_code
+        outcome_label = str(status)
+        if status == 429:
+            self.stats.add(endpoint, outcome_label)
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"), response.headers.get("Date"))
+            return Outcome.RATE_LIMITED, retry_after, None, describe_response(response)
+        if status >= 500:
+            self.stats.add(endpoint, outcome_label)
+            outcome = Outcome.UNAVAILABLE if status in UNAVAILABLE_STATUSES else Outcome.FAILED
+            return outcome, None, None, describe_response(response)
+        body = _json_or_missing(response) if status == 200 else None
+        if body is _MISSING and _is_json_type(response):
+            self.stats.add(endpoint, "bad_body")
+            return Outcome.FAILED, None, None, "body is not valid JSON (truncated?)"
+        # The API answered: whatever comes of it now (an error to raise, a page), the pace may grow.
+        self.pacing.answered(ticket, Outcome.ACCEPTED)
+        if status == 401:
+            self.stats.add(endpoint, outcome_label)
+            raise AuthError(
+                f"the API refused the token (401) on {what}; check SOURCES__CERTIVERSE__API_TOKEN "
+                "and that its user holds the PartnerManageVouchers function point"
+            )
+        if body is _MISSING:
+            self.stats.add(endpoint, "not_api")
+            raise NotTheApiError(
+                f"{what}: the server at {self.base_url} did not answer as the Certiverse API "
+                f"({describe_response(response)}); check the base URL"
+            )
+        self.stats.add(endpoint, outcome_label)
+        return Outcome.ACCEPTED, None, (response, body), ""
+
+    def _gave_up(self, what: str, problem: str, retried: bool = True) -> ApiUnavailableError:
+        if not retried:
+            return ApiUnavailableError(f"{what}: not retried; problem: {problem}")
+        return ApiUnavailableError(
+            f"{what}: giving up after {self.retry_budget:g}s of retries (retry_budget); last problem: {problem}")
 
 
 def check_base_url(base_url: str | None) -> Any:
@@ -471,12 +500,28 @@ def check_token(api_token: str | None) -> str:
 
 
 def describe_response(response: httpx.Response, limit: int = 80) -> str:
-    """Status, content type and a short one-line excerpt of a body: enough to tell a proxy page from the API."""
+    """Status, content type and a short one-line excerpt of a body: enough to tell a proxy page from the API.
+
+    Of an HTML page (a sign-in page, IIS's or a proxy's error page) the excerpt is the text a
+    person would read, without the markup: ``'Service Unavailable HTTP Error 503. ...'``.
+    """
     content_type = response.headers.get("Content-Type") or "no content type"
-    excerpt = " ".join(response.content[: limit * 4].decode("utf-8", "replace").split())
+    text = response.content[: limit * 40].decode("utf-8", "replace")
+    if "html" in content_type.lower():
+        title = _TITLE.search(text)
+        text = " ".join(html.unescape(_TAG.sub(" ", _SCRIPT.sub(" ", text))).split())
+        name = " ".join(html.unescape(title.group(1)).split()) if title else ""
+        if name and not text.startswith(name):
+            text = f"{name} - {text}" if text else name
+    excerpt = " ".join(text.split())
     if len(excerpt) > limit:
         excerpt = excerpt[:limit] + "..."
     return f"HTTP {response.status_code}, {content_type}" + (f": {excerpt!r}" if excerpt else ", empty body")
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_SCRIPT = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<!--.*?-->|<!DOCTYPE[^>]*>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _is_json_type(response: httpx.Response) -> bool:
@@ -498,14 +543,16 @@ def _json_or_missing(response: httpx.Response) -> Any:
         return _MISSING
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+def _unknown_host(exc: BaseException) -> bool:
+    """Whether DNS said the host does not exist (not a temporary failure): a wrong base URL, not an outage."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a re-raised exception can be its own context
+        visited.add(id(seen))
+        if isinstance(seen, socket.gaierror) and seen.errno == socket.EAI_NONAME:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _error_text(response: httpx.Response) -> str:

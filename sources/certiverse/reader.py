@@ -216,6 +216,7 @@ def read_all(
         del tasks_left[q]
         return True
 
+    completed = False
     try:
         submit_more()
         while inflight:
@@ -253,9 +254,14 @@ def read_all(
                 answered += 1
                 filter_sets.add(tuple(sorted(q.params)))
             submit_more()
+        completed = True
         return ReadSummary(answered, len(refused), frozenset(filter_sets))
     finally:
         stop.set()
+        if not completed:
+            # Workers may be waiting out a pause or an outage inside the client (minutes, up to the
+            # retry budget): stopping it ends those waits, so the pool's shutdown does not wait for them.
+            client.stop()
         _drain(results)
         pool.shutdown(wait=True, cancel_futures=True)
 
