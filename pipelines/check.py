@@ -109,7 +109,7 @@ def _configuration(source: Any, source_error: Exception | None, context: RunCont
     published = context.publish.duckdb_file if context.publish else None
     parts = [
         f"API {source.base_url} with a token set, {source.workers} workers, {source.timeout:g} s a request, "
-        f"{source.max_attempts} attempts",
+        f"requests retried for up to {source.retry_budget:g} s",
         f"warehouse {context.warehouse.name}" + (f" (dataset {context.warehouse.dataset})"
                                                   if context.warehouse.duckdb_file else ""),
         f"local state in {context.state_dir}",
@@ -158,7 +158,7 @@ def check_api(config: Any) -> tuple[str, dict[str, Any]]:
 
     started = time.monotonic()
     with CertiverseClient(config.base_url, config.api_token, timeout=config.timeout,
-                          max_attempts=config.max_attempts, backoff_base=config.retry_backoff) as client:
+                          retry_budget=config.retry_budget, backoff_base=config.retry_backoff) as client:
         records, next_link = client.page(Query("programs"))
         clock = client.api_time()
     seconds = time.monotonic() - started
