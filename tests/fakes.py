@@ -58,7 +58,11 @@ class FakeApi:
         self.page_size = page_size if page_size_known else None  # what a client would have learnt by now
         self.fail = fail or {}
         self.requests: list[tuple[Query, int]] = []
+        self.stopped = False  # CertiverseClient.stop() was called
         self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        self.stopped = True
 
     def api_time(self) -> dt.datetime | None:
         return self.date

@@ -73,6 +73,10 @@ class ApiUnavailableError(CertiverseError):
     """Retries exhausted on 5xx, 429, timeouts, resets or broken bodies."""
 
 
+class ClientStopped(CertiverseError):
+    """The client was stopped (:meth:`CertiverseClient.stop`): nothing more is sent, no wait goes on."""
+
+
 @dataclass(frozen=True)
 class Query:
     """One list query: an endpoint and its filters (``page`` excluded)."""
@@ -145,6 +149,11 @@ class CertiverseClient:
     ``max_requests_per_second`` (default: no limit) spaces the requests of every
     thread of this client, retries included, at least ``1/max_requests_per_second``
     seconds apart. ``sleep`` and ``clock`` exist so tests can check the schedule.
+
+    :meth:`stop` abandons the client's work from any thread: every wait of the client
+    (backoff, a 429 pause, the rate's next slot) ends at once, and no request is sent
+    after it; both raise :class:`ClientStopped` in the thread that waited or was about
+    to send. A request already on the wire is not cut short; nobody waits for it.
     """
 
     def __init__(
@@ -158,7 +167,7 @@ class CertiverseClient:
         backoff_max: float = 30.0,
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         max_requests_per_second: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -176,8 +185,9 @@ class CertiverseClient:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._sleep = sleep
+        self._sleep = sleep  # None: wait on the stop event (see _wait)
         self._clock = clock
+        self._stopped = threading.Event()
         # One lock for both: a request's turn depends on the 429 pause and on the rate's next free slot.
         self._pause_lock = threading.Lock()
         self._pause_until = 0.0
@@ -193,6 +203,26 @@ class CertiverseClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def stop(self) -> None:
+        """Abandon this client's work: waits end at once and nothing more is sent (:class:`ClientStopped`).
+
+        For a reader whose consumer went away (an error, a signal): its workers then end within
+        a request, instead of sleeping through backoffs and sending retries nobody reads.
+        """
+        self._stopped.set()
+
+    def _wait(self, seconds: float) -> None:
+        """Every wait of the client: returns after ``seconds``, or raises ClientStopped as soon as it is stopped."""
+        if self._sleep is None:
+            self._stopped.wait(seconds)
+        else:
+            self._sleep(seconds)
+        self._check_not_stopped()
+
+    def _check_not_stopped(self) -> None:
+        if self._stopped.is_set():
+            raise ClientStopped("the client was stopped; no more requests are sent")
 
     def api_time(self) -> dt.datetime | None:
         """When this client's first answer was sent, by the API's own clock (its ``Date`` header).
@@ -318,6 +348,7 @@ class CertiverseClient:
         attempts = self.max_attempts if retry else 1
         problem = ""
         for attempt in range(1, attempts + 1):
+            self._check_not_stopped()
             self._wait_turn()
             retry_after: float | None = None
             try:
@@ -357,7 +388,7 @@ class CertiverseClient:
             if retry_after is not None:
                 self._pause_all(delay)
             else:
-                self._sleep(delay)
+                self._wait(delay)
         raise ApiUnavailableError(f"{what}: giving up after {attempts} attempt(s); last problem: {problem}")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -370,7 +401,7 @@ class CertiverseClient:
         """Hold every request of this client (all threads) for ``seconds``: a 429 is about all of us."""
         with self._pause_lock:
             self._pause_until = max(self._pause_until, self._clock() + seconds)
-        self._sleep(seconds)
+        self._wait(seconds)
 
     def _wait_turn(self) -> None:
         """Wait out a 429 pause, then (when rate-limited) until this request's slot comes.
@@ -387,7 +418,7 @@ class CertiverseClient:
                     start = max(start, self._next_slot)
                     self._next_slot = start + self._interval
             if start > now:
-                self._sleep(start - now)
+                self._wait(start - now)
             with self._pause_lock:
                 if self._pause_until <= paused_until:
                     return
