@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+import traceback
 from typing import Any, Sequence
-
-from ...sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
 
 from .codes import EXIT_API, EXIT_AUTH, EXIT_CONFIG, EXIT_DESTINATION, EXIT_FAILURE, EXIT_OK, EXIT_STALE
 from .parser import build_parser
+from .stopping import Stop, stop_on_signals
 
 __all__ = ["EXIT_API", "EXIT_AUTH", "EXIT_CONFIG", "EXIT_DESTINATION", "EXIT_FAILURE", "EXIT_OK", "EXIT_STALE",
            "build_parser", "classify", "main"]
@@ -18,9 +19,34 @@ log = logging.getLogger("certiverse")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the CLI; returns the process exit code (130 or 143 when SIGINT or SIGTERM stopped it).
+
+    Signals are handled from the first line on (``stopping.py``): the libraries are imported
+    later, by the commands, so a signal while they load is handled too.
+    """
+    with stop_on_signals() as stop:
+        verbose, code = False, None
+        try:
+            args = build_parser().parse_args(argv)
+            verbose = args.verbose
+            code = _run(args, stop)
+        except BaseException as exc:
+            # Interrupted, or what a library made of it on its way up (dlt's PipelineStepFailed, dbt's
+            # failed result, DuckDB's "Query interrupted"): the signal decides, not the exception.
+            if stop.signum is None and not isinstance(exc, KeyboardInterrupt):
+                raise
+            if verbose:
+                traceback.print_exception(exc)
+        if stop.signum is None and code is not None:
+            return code
+        # Also when the command went on to the end: a library swallowed the interruption.
+        print(stop.message(), file=sys.stderr, flush=True)
+        stop.reported = True
+        return stop.exit_code
+
+
+def _run(args: argparse.Namespace, stop: Stop) -> int:
+    """The command's handler, with failures turned into exit codes and one line each."""
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO if args.progress else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -33,10 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dlt.config["destination.duckdb.lock_timeout"] = args.lock_timeout
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # the one place that turns failures into exit codes
+        if stop.signum is not None:
+            raise  # an interruption on its way up, whatever a library wrapped it in
         code, message = classify(exc)
         print(f"error: {message}", file=sys.stderr)
         if args.verbose:
@@ -48,6 +73,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message for a failure, looking through dlt's wrappers for the cause."""
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
+    from ...sources.certiverse import ApiUnavailableError, AuthError, CertiverseError, ConfigurationError
     from ..locks import WarehouseLockedError, lock_holder
     from ..publishing import PublishError, published_hint
 

@@ -60,12 +60,17 @@ def make_pipeline(
         kwargs["pipelines_dir"] = pipelines_dir
     if progress:
         kwargs["progress"] = progress
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=make_destination(destination, credentials, read_only=read_only),
         dataset_name=dataset_name,
         **kwargs,
     )
+    # dlt's own SIGINT/SIGTERM handler, installed around its normalize and load steps, records a
+    # signal and forgets it when the step ends: a run stopped while loading went on to the end.
+    # Python's default (or the CLI's handler, pipelines/cli/stopping.py) stays in charge instead.
+    pipeline.runtime_config.intercept_signals = False
+    return pipeline
 
 
 def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
