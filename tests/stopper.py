@@ -25,6 +25,15 @@ from certiverse_warehouse.simulator import SimulatorApp
 CLI = Path(sys.executable).with_name("certiverse")
 CHILD = Path(__file__).with_name("stop_child.py")
 INTERRUPTED = "certiverse: interrupted by "
+PURCHASES, VOUCHERS = "/api/vouchers/purchases", "/api/vouchers"
+# How a run is held at a point (``stop_at``): a simulator path (its requests wait), "handlers" (the
+# command's own signal handlers in place: it is starting), "table lock" (Postgres: a reader locks the
+# vouchers table once the run reads, and the load waits for it), or a hold of tests/stop_child.py.
+DUCKDB_HOLDS = {"starting": "handlers", "planning": PURCHASES, "reading": VOUCHERS, "loading": "load",
+                "counter check": "counter_check", "dbt": "dbt", "publishing": "publish"}
+POSTGRES_HOLDS = {"reading": VOUCHERS, "loading": "table lock", "counter check": "counter_check", "dbt": "dbt"}
+# Points that need an earlier run: marts and a published copy to keep (DuckDB), a table to lock (Postgres).
+AFTER_A_RUN = {"duckdb": ("dbt", "publishing"), "postgres": ("loading", "dbt")}
 
 
 class Gate:
@@ -171,3 +180,57 @@ def published(warehouse: Warehouse) -> tuple[str | None, str | None]:
     info = published_info(warehouse.duckdb_file)
     link = warehouse.root / "w_parquet"
     return (info or {}).get("load_id"), os.readlink(link) if link.is_symlink() else None
+
+
+def stop_at(hold: str, signum: int, warehouse: Warehouse, app: SimulatorApp, url: str) -> Stopped:
+    """Start ``certiverse run``, wait until it is held by ``hold`` (see the comment on PURCHASES), send ``signum``, and
+    return how it ended; whatever held it is let go once the signal is sent."""
+    if hold.startswith("/"):
+        gate = Gate(app, hold)
+        run = start(warehouse, url, app.token)
+        run.wait_for(gate.reached.is_set, f"a request to {hold}")
+        try:
+            return run.stop(signum)
+        finally:
+            gate.open()
+    if hold == "handlers":
+        run = start(warehouse, url, app.token)
+        run.wait_for(run.handles_signals, "the command's signal handlers")
+        return run.stop(signum)
+    if hold == "table lock":
+        return _stop_behind_a_table_lock(signum, warehouse, app, url)
+    release = warehouse.root / "release"
+    run = start(warehouse, url, app.token, hold=hold, env={"STOP_CHILD_RELEASE": str(release)})
+    run.wait_for(run.holding, f"the hold at {hold}")
+    return run.stop(signum, then=release.touch)
+
+
+def _stop_behind_a_table_lock(signum: int, warehouse: Warehouse, app: SimulatorApp, url: str) -> Stopped:
+    """A reader's lock on the vouchers table, taken once the run reads (after its snapshot): the load's
+    merge waits for it, inside the database, in one of dlt's load threads. Let go after the run's exit."""
+    import psycopg2
+
+    gate = Gate(app, VOUCHERS)
+    run = start(warehouse, url, app.token)
+    run.wait_for(gate.reached.is_set, "a request for vouchers")
+    reader = psycopg2.connect(warehouse.dsn)
+    try:
+        with reader.cursor() as cursor:
+            cursor.execute("lock table certiverse.vouchers in access exclusive mode")
+        gate.open()
+        run.wait_for(lambda: waiting_for_a_lock(warehouse.dsn), "the load waiting for the table lock")
+        return run.stop(signum)
+    finally:
+        gate.open()
+        reader.rollback()
+        reader.close()
+
+
+def waiting_for_a_lock(dsn: str) -> bool:
+    """Whether a session on this database waits for a lock."""
+    import psycopg2
+
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("select count(*) from pg_stat_activity where datname = current_database() "
+                       "and wait_event_type = 'Lock' and pid <> pg_backend_pid()")
+        return cursor.fetchone()[0] > 0

@@ -22,10 +22,19 @@ from certiverse_warehouse.pipelines.cli.stopping import GRACE_SECONDS, STARTING
 from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.transform import swap
 from tests.helpers import RESOURCES, differences
-from tests.stopper import Gate, Stopped, Warehouse, leftovers, published, start
+from tests.stopper import (
+    AFTER_A_RUN,
+    DUCKDB_HOLDS,
+    POSTGRES_HOLDS,
+    Stopped,
+    Warehouse,
+    leftovers,
+    published,
+    start,
+    stop_at,
+)
 
 EXIT_BOUND_S = 20.0  # "within a few seconds", on a shared, slow machine
-PURCHASES, VOUCHERS = "/api/vouchers/purchases", "/api/vouchers"
 MARTS = ("voucher_utilization", "voucher_expiry")
 
 
@@ -73,54 +82,46 @@ def marts(warehouse: Warehouse) -> dict[str, str]:
 
 # -- DuckDB ----------------------------------------------------------------------------------------
 
-# Each signal at several points: (point, signal, how the run is held there, what the line says).
+# What the line says at each point.
+DOING = {
+    "starting": STARTING,
+    "planning": "planning: reading partners, programs and purchases",
+    "reading": "reading vouchers from the API",
+    "loading": "loading into the warehouse",
+    "counter check": "checking purchases against the API's counters",
+    "dbt": "building the marts (dbt)",
+    "publishing": "publishing the copy for readers",
+}
+# Each signal at several points (how the run is held at each: tests/stopper.py).
 DUCKDB_POINTS = [
-    ("starting", signal.SIGTERM, "handlers", STARTING),
-    ("planning", signal.SIGINT, PURCHASES, "planning: reading partners, programs and purchases"),
-    ("reading", signal.SIGTERM, VOUCHERS, "reading vouchers from the API"),
-    ("loading", signal.SIGINT, "load", "loading into the warehouse"),
-    ("counter check", signal.SIGTERM, "counter_check", "checking purchases against the API's counters"),
-    ("dbt", signal.SIGINT, "dbt", "building the marts (dbt)"),
-    ("publishing", signal.SIGTERM, "publish", "publishing the copy for readers"),
+    ("starting", signal.SIGTERM), ("planning", signal.SIGINT), ("reading", signal.SIGTERM),
+    ("loading", signal.SIGINT), ("counter check", signal.SIGTERM), ("dbt", signal.SIGINT),
+    ("publishing", signal.SIGTERM),
 ]
-AFTER_THE_LOAD = ("dbt", "publishing")  # points with marts and a published copy from an earlier run to keep
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point, signum, hold, doing", DUCKDB_POINTS, ids=[p[0] for p in DUCKDB_POINTS])
+@pytest.mark.parametrize("point, signum", DUCKDB_POINTS, ids=[p[0] for p in DUCKDB_POINTS])
 def test_a_stopped_duckdb_run_ends_at_once_publishes_nothing_and_the_next_run_is_exact(
-    point, signum, hold, doing, small_tenant, simulator, tmp_path, monkeypatch
+    point, signum, small_tenant, simulator, tmp_path, monkeypatch
 ):
     warehouse = Warehouse(tmp_path)
+    after_a_run = point in AFTER_A_RUN["duckdb"]
     with simulator(small_tenant) as (app, url):
-        if point in AFTER_THE_LOAD:
+        if after_a_run:
             run_again(warehouse, url, app.token, monkeypatch, transform=True)
         before = published(warehouse)
-        release = tmp_path / "release"
-        if hold.startswith("/"):
-            gate = Gate(app, hold)
-            run = start(warehouse, url, app.token)
-            run.wait_for(gate.reached.is_set, f"a request to {hold}")
-            stopped = run.stop(signum)
-            gate.open()
-        elif hold == "handlers":
-            run = start(warehouse, url, app.token)
-            run.wait_for(run.handles_signals, "the command's signal handlers")
-            stopped = run.stop(signum)
-        else:
-            run = start(warehouse, url, app.token, hold=hold, env={"STOP_CHILD_RELEASE": str(release)})
-            run.wait_for(run.holding, f"the hold at {hold}")
-            stopped = run.stop(signum, then=release.touch)
-        assert_stopped(stopped, signum, doing)
+        stopped = stop_at(DUCKDB_HOLDS[point], signum, warehouse, app, url)
+        assert_stopped(stopped, signum, DOING[point])
         assert_lock_released(warehouse)
         assert published(warehouse) == before and leftovers(tmp_path) == []
-        if point in AFTER_THE_LOAD:  # the marts of the last good run, put back
+        if after_a_run:  # the marts of the last good run, put back
             present = marts(warehouse)
             assert all(present.get(name) == "table" for name in MARTS), present
             assert not [name for name in present if name.endswith(swap.PREVIOUS_SUFFIX)], present
-        run_again(warehouse, url, app.token, monkeypatch, transform=point in AFTER_THE_LOAD)
+        run_again(warehouse, url, app.token, monkeypatch, transform=after_a_run)
     assert_exact(warehouse, small_tenant)
-    if point in AFTER_THE_LOAD:
+    if after_a_run:
         assert published(warehouse)[0] != before[0]
 
 
@@ -147,61 +148,22 @@ def test_a_second_signal_ends_the_run_at_once(small_tenant, simulator, tmp_path,
 # -- Postgres --------------------------------------------------------------------------------------
 
 
-def waiting_for_a_lock(dsn: str) -> bool:
-    """Whether a session on this database waits for a lock (the load, behind the test's table lock)."""
-    import psycopg2
-
-    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
-        cursor.execute("select count(*) from pg_stat_activity where datname = current_database() "
-                       "and wait_event_type = 'Lock' and pid <> pg_backend_pid()")
-        return cursor.fetchone()[0] > 0
-
-
-POSTGRES_POINTS = [
-    ("reading", signal.SIGINT, VOUCHERS, "reading vouchers from the API"),
-    ("loading", signal.SIGTERM, "table lock", "loading into the warehouse"),
-    ("counter check", signal.SIGINT, "counter_check", "checking purchases against the API's counters"),
-    ("dbt", signal.SIGTERM, "dbt", "building the marts (dbt)"),
-]
+POSTGRES_POINTS = [("reading", signal.SIGINT), ("loading", signal.SIGTERM), ("counter check", signal.SIGINT),
+                   ("dbt", signal.SIGTERM)]
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.parametrize("point, signum, hold, doing", POSTGRES_POINTS, ids=[p[0] for p in POSTGRES_POINTS])
+@pytest.mark.parametrize("point, signum", POSTGRES_POINTS, ids=[p[0] for p in POSTGRES_POINTS])
 def test_a_stopped_postgres_run_ends_at_once_and_the_next_run_is_exact(
-    point, signum, hold, doing, small_tenant, simulator, tmp_path, monkeypatch, postgres_server
+    point, signum, small_tenant, simulator, tmp_path, monkeypatch, postgres_server
 ):
-    import psycopg2
-
     warehouse = Warehouse(tmp_path, postgres_server.create_database(f"stop_{point.replace(' ', '_')}"))
     with simulator(small_tenant) as (app, url):
-        if point in ("loading", "dbt"):
+        if point in AFTER_A_RUN["postgres"]:
             run_again(warehouse, url, app.token, monkeypatch, transform=point == "dbt")
-        if hold == VOUCHERS:
-            gate = Gate(app, hold)
-            run = start(warehouse, url, app.token)
-            run.wait_for(gate.reached.is_set, "a request for vouchers")
-            stopped = run.stop(signum)
-            gate.open()
-        elif hold == "table lock":
-            # A reader's lock on the vouchers table, taken once the run reads (after its snapshot):
-            # the load's merge waits for it, inside the database, in one of dlt's load threads.
-            gate = Gate(app, VOUCHERS)
-            run = start(warehouse, url, app.token)
-            run.wait_for(gate.reached.is_set, "a request for vouchers")
-            reader = psycopg2.connect(warehouse.dsn)
-            with reader.cursor() as cursor:
-                cursor.execute("lock table certiverse.vouchers in access exclusive mode")
-            gate.open()
-            run.wait_for(lambda: waiting_for_a_lock(warehouse.dsn), "the load waiting for the table lock")
-            stopped = run.stop(signum)
-            reader.rollback()
-            reader.close()
-        else:
-            run = start(warehouse, url, app.token, hold=hold)
-            run.wait_for(run.holding, f"the hold at {hold}")
-            stopped = run.stop(signum)
-        assert_stopped(stopped, signum, doing)
+        stopped = stop_at(POSTGRES_HOLDS[point], signum, warehouse, app, url)
+        assert_stopped(stopped, signum, DOING[point])
         assert_lock_released(warehouse)
         if point == "dbt":  # the dataset keeps the marts of the last good run
             present = marts(warehouse)

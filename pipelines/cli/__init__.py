@@ -19,7 +19,8 @@ log = logging.getLogger("certiverse")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (130 or 143 when SIGINT or SIGTERM stopped it).
+    """Run the CLI; returns the process exit code. A command stopped by SIGINT or SIGTERM ends the
+    process instead, with 130 or 143, once it has unwound and said what was interrupted.
 
     Signals are handled from the first line on (``stopping.py``): the libraries are imported
     later, by the commands, so a signal while they load is handled too.
@@ -41,7 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         # Also when the command went on to the end: a library swallowed the interruption.
         print(stop.message(), file=sys.stderr, flush=True)
-        stop.reported = True
         return stop.exit_code
 
 
