@@ -200,7 +200,8 @@ def frames_of(*functions: str):
     (("certiverse_warehouse.pipelines.load.run.run_load", "certiverse_warehouse.pipelines.locks.retry_when_locked",
       "certiverse_warehouse.pipelines.load.run._after_load"), "recording the load's figures"),
     (("certiverse_warehouse.pipelines.cli.commands.cmd_run",), None),
-], ids=["dbt", "counter check", "planning", "figures", "unknown"])
+    (("certiverse_warehouse.pipelines.cli.main", "argparse.parse_args"), STARTING),
+], ids=["dbt", "counter check", "planning", "figures", "between steps", "parsing arguments"])
 def test_what_was_interrupted_is_told_by_the_most_specific_step_on_the_stack(stack, doing):
     from certiverse_warehouse.pipelines.cli.stopping import describe
 

@@ -252,9 +252,11 @@ _DOING = (
     (("dlt.extract.",), "reading from the API"),
     (("dlt.",), "syncing state with the warehouse"),
     (("certiverse_warehouse.pipelines.load.run._after_load",), "recording the load's figures"),
-    (("certiverse_warehouse.pipelines.reporting.",), "reading the headline figures"),
+    (("certiverse_warehouse.pipelines.reporting.headlines.",), "reading the headline figures"),
+    (("certiverse_warehouse.pipelines.reporting.",), "reporting"),
 )
-STARTING = "starting (loading libraries)"
+STARTING = "starting"
+_COMMANDS = "certiverse_warehouse.pipelines.cli.commands."
 
 
 def describe(frame: FrameType | None) -> str | None:
@@ -263,7 +265,8 @@ def describe(frame: FrameType | None) -> str | None:
     The stack is the one record of where a signal struck that needs nothing from the steps
     themselves: it can strike inside dlt, dbt or DuckDB, which report nothing to this project.
     Frames of a module being imported say nothing about the step that imports it; only the
-    frames outside the outermost import count (none of them known: the command is starting).
+    frames outside the outermost import count. A command that is not in a known step is starting
+    while it imports or has not reached its handler (parsing its arguments, setting up logging).
     """
     functions: list[str] = []  # module.function, innermost first
     importing = False
@@ -276,7 +279,9 @@ def describe(frame: FrameType | None) -> str | None:
     for prefixes, doing in _DOING:
         if any(function.startswith(prefixes) for function in functions):
             return doing
-    return STARTING if importing else None
+    if importing or not any(function.startswith(_COMMANDS) for function in functions):
+        return STARTING
+    return None
 
 
 __all__ = ["GRACE_SECONDS", "STARTING", "STOP_SIGNALS", "Interrupted", "Stop", "describe", "stop_on_signals"]
