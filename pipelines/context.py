@@ -238,8 +238,13 @@ class RunContext:
     def pipeline(self) -> dlt.Pipeline:
         """dlt's pipeline on this warehouse, its state in :attr:`state_dir`."""
         options = {"progress": self.progress} if self.progress is not None else {}
-        return dlt.pipeline(pipeline_name=self.pipeline_name, destination=self.warehouse.dlt_destination(),
-                            dataset_name=self.warehouse.dataset, pipelines_dir=str(self.state_dir), **options)
+        pipeline = dlt.pipeline(pipeline_name=self.pipeline_name, destination=self.warehouse.dlt_destination(),
+                                dataset_name=self.warehouse.dataset, pipelines_dir=str(self.state_dir), **options)
+        # dlt's own SIGINT/SIGTERM handler, installed around its normalize and load steps, records a
+        # signal and forgets it when the step ends: a run stopped while loading went on to the end.
+        # Python's default (or the CLI's handler, pipelines/cli/stopping.py) stays in charge instead.
+        pipeline.runtime_config.intercept_signals = False
+        return pipeline
 
     def sql_client(self) -> Any:
         """dlt's SQL client on the warehouse's dataset (a context manager)."""

@@ -162,3 +162,39 @@ class MovingClock:
 def test_missing_token_is_a_clear_error():
     with pytest.raises(AuthError, match="API_TOKEN"):
         CertiverseClient(BASE, "")
+
+
+# -- stopping: what a reader whose consumer went away relies on ------------------------------------
+
+
+@respx.mock
+def test_stop_ends_a_backoff_at_once_and_nothing_more_is_sent():
+    import threading
+
+    from certiverse_warehouse.sources.certiverse.client import ClientStopped
+
+    route = respx.get(url__startswith=PURCHASES).mock(return_value=httpx.Response(503))
+    # The real wait (no sleep= given): a backoff of at least 60 s after the first 503.
+    client = CertiverseClient(BASE, TOKEN, backoff_base=120.0, backoff_max=120.0)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            client.page(QUERY)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    for _ in range(500):  # the first answer arrives, then the backoff begins
+        if route.call_count:
+            break
+        worker.join(0.01)
+    client.stop()
+    worker.join(10)  # far below the backoff: the stop woke the wait
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], ClientStopped)
+    assert route.call_count == 1
+    with pytest.raises(ClientStopped):
+        client.page(QUERY)
+    assert route.call_count == 1

@@ -89,7 +89,9 @@ def test_an_error_in_one_worker_reaches_the_caller_and_the_other_workers_stop():
         read_ids(api, roots=many)
     assert len(api.queries()) < len(many)  # queries are handed out a few at a time: the rest never ran
     assert api.stopped  # the client's waits and retries end too
-    assert threading.active_count() <= before  # the pool was shut down
+    for thread in reader_threads():  # told to stop, not waited for: each ends after its page
+        thread.join(10)
+    assert threading.active_count() <= before
 
 
 def test_seen_shared_between_reads_deduplicates_across_them():
@@ -182,3 +184,38 @@ def test_a_422_on_a_numbered_page_splits_the_query_once():
     assert (summary.answered, summary.refused) == (2, 1)
     assert read_ids(FakeApi({"vouchers": RECORDS}, page_size=PAGE, cap=8, cap_mode="late"),
                     expected=lambda q: len(RECORDS)) == Counter(r["id"] for r in RECORDS)
+
+
+class HangingApi(FakeApi):
+    """One query's request never answers until ``release`` is set: a request in flight on a hung API."""
+
+    def __init__(self, *args, hang: Query, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hang, self.hanging, self.release = hang, threading.Event(), threading.Event()
+
+    def page(self, query: Query, number: int = 1):
+        if query == self.hang:
+            self.hanging.set()
+            self.release.wait(60)
+        return super().page(query, number)
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("certiverse-reader")]
+
+
+def test_a_consumer_that_goes_away_abandons_the_request_in_flight_and_stops_the_client():
+    roots = [Query.of("vouchers", kind="odd"), Query.of("vouchers", kind="even")]
+    api = HangingApi({"vouchers": RECORDS}, page_size=1, hang=roots[1])
+    pages = read_all(api, roots, by_kind, workers=2)
+    assert next(pages)  # both queries are under way: the odd one answered, the even one hangs
+    assert api.hanging.wait(10)
+    pages.close()  # what dlt does to a resource when the run fails or is interrupted
+    # Closing did not wait for the request in flight: it is still hanging, in a daemon thread that
+    # the interpreter's exit does not wait for either.
+    assert not api.release.is_set() and api.stopped
+    assert reader_threads() and all(t.daemon for t in reader_threads())
+    api.release.set()
+    for thread in reader_threads():
+        thread.join(10)
+    assert not reader_threads()  # once answered, the abandoned worker ended

@@ -23,6 +23,7 @@ from .codes import (
 from .failures import classify
 from .logs import configure_logging
 from .parser import build_parser
+from .stopping import Stop, stop_on_signals
 
 __all__ = ["EXIT_API", "EXIT_AUTH", "EXIT_CONFIG", "EXIT_DESTINATION", "EXIT_FAILURE", "EXIT_OK", "EXIT_SIGINT",
            "EXIT_SIGTERM", "EXIT_STALE", "EXIT_TRANSFORM", "build_parser", "classify", "main"]
@@ -31,16 +32,40 @@ log = logging.getLogger("certiverse")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the CLI; returns the process exit code. A command stopped by SIGINT or SIGTERM ends the
+    process instead, with 130 or 143, once it has unwound and said what was interrupted.
+
+    Signals are handled from the first line on (``stopping.py``): the libraries are imported
+    later, by the commands, so a signal while they load is handled too.
+    """
+    with stop_on_signals() as stop:
+        verbose, code = False, None
+        try:
+            args = build_parser().parse_args(argv)
+            verbose = args.verbose
+            code = _run(args, stop)
+        except BaseException as exc:
+            # Interrupted, or what a library made of it on its way up (dlt's PipelineStepFailed, dbt's
+            # failed result, DuckDB's "Query interrupted"): the signal decides, not the exception.
+            if stop.signum is None and not isinstance(exc, KeyboardInterrupt):
+                raise
+            if verbose:
+                traceback.print_exception(exc)
+        if stop.signum is None and code is not None:
+            return code
+        # Also when the command went on to the end: a library swallowed the interruption.
+        print(stop.message(), file=sys.stderr, flush=True)
+        return stop.exit_code
+
+
+def _run(args: argparse.Namespace, stop: Stop) -> int:
+    """The command's handler, with failures turned into exit codes and one line each."""
     configure_logging(args.verbose, args.progress)
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_SIGINT
     except Exception as exc:  # the one place that turns failures into exit codes
+        if stop.signum is not None:
+            raise  # an interruption on its way up, whatever a library wrapped it in
         code, message = classify(exc)
         _fail(args, exc, code, message)
         return code

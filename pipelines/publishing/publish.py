@@ -11,7 +11,8 @@ writes, from the working file:
 * the same relations as Parquet files in a folder (default ``<warehouse>_parquet/``)
   for tools that read files,
 
-each built beside its target and swapped in atomically (``swap``). The relations:
+each built beside its target and swapped in atomically, both together (``atomic``): a
+run stopped while publishing leaves the previous copy as it was, and nothing beside it. The relations:
 every mart (the dataset's tables that dlt did not load), the current state of
 every resource (child tables included; ``vouchers`` holds current versions only, in the
 DuckDB copy as a view over the history),
@@ -38,7 +39,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..context import RunContext, Targets
-from .atomic import PublishError, replace_dir_link, replace_file, scratch_path, version_dir
+from .atomic import (
+    PublishError,
+    remove_leftovers,
+    replace_dir_link,
+    replace_file,
+    scratch_path,
+    signals_held,
+    version_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +93,20 @@ def publish(context: RunContext, targets: Targets | None = None) -> Publication 
     if targets.duckdb_file is None and targets.parquet_dir is None:
         return None
     started = time.monotonic()
+    for target in (targets.duckdb_file, targets.parquet_dir):
+        if target is not None:
+            for path in remove_leftovers(target):
+                log.info("removed %s, left by a publish that did not finish", path)
     with context.sql_client() as client:
         relations = _relations(client)
         load_id = _last_load_id(client)
         publication = Publication(targets.duckdb_file, targets.parquet_dir, targets.storage_version,
                                   dt.datetime.now(dt.timezone.utc), load_id)
-        connection = client.native_connection
-        with _settings(connection, memory_limit=targets.memory_limit, preserve_insertion_order="false"):
-            if targets.duckdb_file is not None:
-                publication.relations = _write_duckdb(connection, relations, targets, publication)
-                publication.bytes += targets.duckdb_file.stat().st_size
-            if targets.parquet_dir is not None:
-                publication.relations = _write_parquet(connection, relations, targets.parquet_dir, publication)
-                publication.bytes += sum(p.stat().st_size for p in targets.parquet_dir.resolve().iterdir())
+        _write(client.native_connection, relations, targets, publication)
+    if targets.duckdb_file is not None:
+        publication.bytes += targets.duckdb_file.stat().st_size
+    if targets.parquet_dir is not None:
+        publication.bytes += sum(p.stat().st_size for p in targets.parquet_dir.resolve().iterdir())
     publication.seconds = time.monotonic() - started
     log.info("published %d relations in %.1f s (%s bytes)", len(publication.relations), publication.seconds,
              f"{publication.bytes:,}")
@@ -151,8 +161,33 @@ def _last_load_id(client: Any) -> str | None:
     return rows[0][0] if rows else None
 
 
+def _write(connection: Any, relations: dict[str, str], targets: Targets, publication: Publication) -> None:
+    """Build every target beside its place, then put them all in place together; on any failure or
+    interruption, remove what was built and leave the published copy as it was."""
+    duckdb_built = parquet_built = None
+    try:
+        with _settings(connection, memory_limit=targets.memory_limit, preserve_insertion_order="false"):
+            if targets.duckdb_file is not None:
+                publication.relations, duckdb_built = _write_duckdb(connection, relations, targets, publication)
+            if targets.parquet_dir is not None:
+                publication.relations, parquet_built = _write_parquet(connection, relations, targets.parquet_dir,
+                                                                      publication)
+        with signals_held():
+            if duckdb_built is not None:
+                replace_file(duckdb_built, targets.duckdb_file)
+            if parquet_built is not None:
+                replace_dir_link(parquet_built, targets.parquet_dir)
+    except BaseException:
+        if duckdb_built is not None:
+            _remove(duckdb_built)
+        if parquet_built is not None and targets.parquet_dir.resolve() != parquet_built.resolve():
+            _remove(parquet_built)
+        raise
+
+
 def _write_duckdb(connection: Any, relations: dict[str, str], targets: Targets, publication: Publication
-                  ) -> dict[str, int]:
+                  ) -> tuple[dict[str, int], Path]:
+    """The DuckDB copy, built beside its target: (rows per relation, the built file)."""
     target = targets.duckdb_file
     assert target is not None
     built = scratch_path(target)
@@ -181,22 +216,43 @@ def _write_duckdb(connection: Any, relations: dict[str, str], targets: Targets, 
     except BaseException:
         with contextlib.suppress(Exception):  # the original error matters, not a rollback with nothing to undo
             connection.execute("rollback")
+        _remove_after_detach(connection, built)
         raise
-    finally:
-        connection.execute("detach published")
+    connection.execute("detach published")
     if Path(f"{built}.wal").exists():
+        _remove(built)
+        _remove(Path(f"{built}.wal"))
         raise PublishError(f"DuckDB left a write-ahead log beside {built}; not publishing a file that needs it")
-    replace_file(built, target)
-    return counts
+    return counts, built
+
+
+def _remove_after_detach(connection: Any, built: Path) -> None:
+    """Detach the half-built copy and remove it with its write-ahead log."""
+    with contextlib.suppress(Exception):
+        connection.execute("detach published")
+    _remove(built)
+    _remove(Path(f"{built}.wal"))
 
 
 def _write_parquet(connection: Any, relations: dict[str, str], target: Path, publication: Publication
-                   ) -> dict[str, int]:
+                   ) -> tuple[dict[str, int], Path]:
+    """The Parquet folder, built as a new version beside the link: (rows per relation, the version folder)."""
     version = publication.published_at.strftime("%Y%m%dT%H%M%S%fZ")
     built = version_dir(target, version)
     scratch = scratch_path(built)
     _remove(scratch)
     scratch.mkdir(parents=True)
+    try:
+        counts = _fill_parquet(connection, relations, scratch, publication)
+        os.rename(scratch, built)
+    except BaseException:
+        _remove(scratch)
+        raise
+    return counts, built
+
+
+def _fill_parquet(connection: Any, relations: dict[str, str], scratch: Path, publication: Publication
+                  ) -> dict[str, int]:
     counts: dict[str, int] = {}
     for name, select in relations.items():
         path = scratch / f"{name}.parquet"
@@ -210,8 +266,6 @@ def _write_parquet(connection: Any, relations: dict[str, str], target: Path, pub
         f"cast(? as varchar) as relations) to '{_literal(info)}' (format parquet)",
         [publication.published_at, publication.load_id, ",".join(counts)],
     )
-    os.rename(scratch, built)
-    replace_dir_link(built, target)
     return counts
 
 

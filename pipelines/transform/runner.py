@@ -328,13 +328,21 @@ class Dbt:
         from dbt.cli.main import dbtRunner  # importing dbt takes ~1.5 s: only when transforms run
 
         started = time.perf_counter()
+        events = _DbtEvents()
         try:
-            result = dbtRunner(manifest=manifest, callbacks=[_forward_event]).invoke(args)
+            result = dbtRunner(manifest=manifest, callbacks=[events]).invoke(args)
         except Exception as exc:  # dbt raises some project errors (a ref cycle) instead of returning them
+            events.forward(interrupted=False)
             raise TransformError(f"dbt {args[0]} failed: {exc}") from exc
         finally:
             release_duckdb()
         log.debug("dbt %s took %.2f s", args[0], time.perf_counter() - started)
+        interrupted = isinstance(result.exception, KeyboardInterrupt)
+        events.forward(interrupted)
+        if interrupted:
+            # dbt cancels its queries on Ctrl-C, then its runner returns the interruption as a
+            # failed result; it stays an interruption here, not a failed build.
+            raise result.exception
         if check and not result.success:
             raise TransformError(_failure_message(args[0], result))
         return result
@@ -344,10 +352,31 @@ def _node_results(execution: Any) -> list[NodeResult]:
     return [NodeResult(r.node.name, str(r.status), float(r.execution_time)) for r in execution.results]
 
 
-def _forward_event(event: Any) -> None:
-    level = {"warn": logging.WARNING, "error": logging.ERROR}.get(event.info.level, logging.DEBUG)
-    if log.isEnabledFor(level) and event.info.msg:
-        log.log(level, "dbt: %s", event.info.msg)
+
+class _DbtEvents:
+    """dbt's events, to the log: its debug lines at once, its warnings and errors when the command is over.
+
+    Those of an interrupted command (each cancelled query, "Encountered an error", its traceback) are
+    the interruption's echo: they go to the debug log (``-v``), and the CLI says in one line what was
+    interrupted.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[int, str]] = []
+
+    def __call__(self, event: Any) -> None:
+        level = {"warn": logging.WARNING, "error": logging.ERROR}.get(event.info.level, logging.DEBUG)
+        if not event.info.msg:
+            return
+        if level > logging.DEBUG:
+            self._held.append((level, event.info.msg))  # from dbt's threads too: list.append is atomic
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("dbt: %s", event.info.msg)
+
+    def forward(self, interrupted: bool) -> None:
+        for level, message in self._held:
+            log.log(logging.DEBUG if interrupted else level, "dbt: %s", message)
+        self._held.clear()
 
 
 def _failure_message(command: str, result: Any) -> str:

@@ -5,6 +5,11 @@ page or only on a page past the cap. A refused query is replaced by narrower
 queries that together cover it (the ``split`` callable decides how), recursively.
 Records reachable through two queries (overlapping partitions, partial name
 matches, pages read before a late 422) are yielded once, by primary key.
+
+When the consumer goes away before the end (an error, a signal, a generator closed
+early), the workers are told to stop and the client is stopped: requests in flight
+are abandoned (nobody waits for them, and their threads never hold up the process's
+exit), and no retry, backoff or pause goes on.
 """
 
 from __future__ import annotations
@@ -13,13 +18,12 @@ import logging
 import queue
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .client import BadRequestError, CertiverseClient, CertiverseError, Query, TooManyRecordsError
+from .client import BadRequestError, CertiverseClient, CertiverseError, ClientStopped, Query, TooManyRecordsError
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +172,8 @@ def read_all(
             _put(results, stop, ("done", task, None))
         except TooManyRecordsError as exc:
             _put(results, stop, ("split", task, exc))
+        except ClientStopped:
+            return  # the consumer went away: nobody reads what this worker would say
         except BadRequestError as exc:
             # The reference does not say what a page past the last one answers (the simulator: an
             # empty page). Should a page asked for by number be refused, the query is read again
@@ -176,7 +182,7 @@ def read_all(
         except BaseException as exc:  # handed to the consumer thread, which re-raises it
             _put(results, stop, ("error", task, exc))
 
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="certiverse")
+    pool = _Workers(fetch, max(1, workers), stop)
     # Queries are handed to the pool a few at a time, not all at once: a plan of tens of
     # thousands of purchase queries would otherwise sit in the pool's queue as futures.
     limit = max(2, workers * 2)
@@ -205,7 +211,7 @@ def read_all(
                 if root is None:
                     return
                 add([_Task(root)])
-            pool.submit(fetch, ready.popleft())
+            pool.submit(ready.popleft())
             inflight += 1
 
     def task_done(q: Query) -> bool:
@@ -262,8 +268,45 @@ def read_all(
             # Workers may be waiting out a pause or an outage inside the client (minutes, up to the
             # retry budget): stopping it ends those waits, so the pool's shutdown does not wait for them.
             client.stop()
+        pool.shutdown()
         _drain(results)
-        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Workers:
+    """Daemon threads running ``fetch`` on the tasks handed to them, until ``stop`` is set.
+
+    Written here rather than taken from concurrent.futures: its pool joins its threads at
+    interpreter exit, so a worker inside a request (30 s of timeout, more with an API that
+    hangs and retries) kept a stopped run alive after its error was printed. Nothing waits for
+    these: told to stop, an idle worker ends at once, a busy one after the request it is in.
+    """
+
+    def __init__(self, fetch: Callable[[_Task], None], count: int, stop: threading.Event) -> None:
+        self._fetch, self._count, self._stop = fetch, count, stop
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._started = 0
+
+    def submit(self, task: _Task) -> None:
+        """Hand ``task`` to the next free worker (starting one, up to ``count``)."""
+        self._tasks.put(task)
+        if self._started < self._count:
+            self._started += 1
+            threading.Thread(target=self._work, name=f"certiverse-reader-{self._started}", daemon=True).start()
+
+    def shutdown(self) -> None:
+        """Wake the idle workers so they end now; does not wait for busy ones (``stop`` ends them)."""
+        for _ in range(self._started):
+            self._tasks.put(None)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                task = self._tasks.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if task is None:
+                return
+            self._fetch(task)
 
 
 def _fan_out_until(expected: Callable[[Query], int | None] | None, task: _Task, got: int,
