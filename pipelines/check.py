@@ -152,13 +152,20 @@ def source_configuration(base_url: str | None = None) -> Any:
     return config
 
 
+CHECK_RETRY_BUDGET = 30.0  # seconds
+
+
 def check_api(config: Any) -> tuple[str, dict[str, Any]]:
-    """One request: the first page of the programs list, with the run's timeout and retries."""
+    """One request: the first page of the programs list, with the run's timeout, retried for at most
+    ``CHECK_RETRY_BUDGET`` seconds."""
     from ..sources.certiverse import CertiverseClient, Query
 
     started = time.monotonic()
+    # A check answers while someone waits for it: an API down for longer than this is reported, not
+    # waited out as a night's run waits (retry_budget, ten minutes by default).
+    budget = min(config.retry_budget, CHECK_RETRY_BUDGET)
     with CertiverseClient(config.base_url, config.api_token, timeout=config.timeout,
-                          retry_budget=config.retry_budget, backoff_base=config.retry_backoff) as client:
+                          retry_budget=budget, backoff_base=config.retry_backoff) as client:
         records, next_link = client.page(Query("programs"))
         clock = client.api_time()
     seconds = time.monotonic() - started

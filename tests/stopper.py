@@ -85,10 +85,15 @@ class Warehouse:
             env["DESTINATION__POSTGRES__CREDENTIALS"] = self.dsn
         return env
 
-    def pipeline(self) -> Any:
-        from certiverse_warehouse.pipelines.load import make_pipeline
+    def context(self) -> Any:
+        """The run context a command makes of this warehouse (its own state folder, its lock)."""
+        from certiverse_warehouse.pipelines.context import RunContext
 
-        return make_pipeline(self.destination, self.dsn or str(self.duckdb_file), pipelines_dir=str(self.pipelines_dir))
+        return RunContext.from_config(self.destination, self.dsn or str(self.duckdb_file),
+                                      pipelines_dir=str(self.pipelines_dir))
+
+    def pipeline(self) -> Any:
+        return self.context().pipeline
 
 
 @dataclass

@@ -115,7 +115,7 @@ def test_an_api_failure_is_retried_and_a_refused_token_is_not(small_tenant_templ
     airflow = airflow_home(tmp_path / "airflow")
     app = SimulatorApp(small_tenant_template)
     common = {**airflow["settings"], "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "w.duckdb"),
-              "DLT_DATA_DIR": str(tmp_path / "dlt"), "SOURCES__CERTIVERSE__MAX_ATTEMPTS": "1"}
+              "DLT_DATA_DIR": str(tmp_path / "dlt"), "SOURCES__CERTIVERSE__RETRY_BUDGET": "0"}
     unreachable = dags_test(orchestrator_env("airflow", **common, SOURCES__CERTIVERSE__BASE_URL="http://127.0.0.1:9",
                                              SOURCES__CERTIVERSE__API_TOKEN=app.token), "certiverse_retry_probe")
     after_api_failure = task_states(airflow["home"], "certiverse_retry_probe")

@@ -80,7 +80,7 @@ def test_check_on_a_loaded_warehouse_opens_it_for_writing_and_changes_nothing(sm
 def _failure(case: str, tmp_path: Path, url: str, monkeypatch) -> list[str]:
     """The options (and environment) of one way to fail; each is also how `run` fails."""
     monkeypatch.setenv("SOURCES__CERTIVERSE__API_TOKEN", TOKEN)
-    monkeypatch.setenv("SOURCES__CERTIVERSE__MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("SOURCES__CERTIVERSE__RETRY_BUDGET", "0")
     good = warehouse_args(tmp_path / "w.duckdb", tmp_path / "p")
     if case == "base URL with a path":
         return ["--base-url", url + "/api/vouchers", *good]

@@ -40,7 +40,7 @@ def test_a_command_tells_its_exit_code_and_one_line_message_and_whether_to_retry
     with simulator(small_tenant_template) as (_, url):
         token = run_command(["load", "--base-url", url], {"SOURCES__CERTIVERSE__API_TOKEN": wrong}, tmp_path)
     api = run_command(["load", "--base-url", "http://127.0.0.1:9"],
-                      {"SOURCES__CERTIVERSE__API_TOKEN": "t", "SOURCES__CERTIVERSE__MAX_ATTEMPTS": "1"}, tmp_path)
+                      {"SOURCES__CERTIVERSE__API_TOKEN": "t", "SOURCES__CERTIVERSE__RETRY_BUDGET": "0"}, tmp_path)
     config = run_command(["load"], {"SOURCES__CERTIVERSE__API_TOKEN": "t"}, tmp_path)
 
     assert token[0] == EXIT_AUTH and "refused the token" in token[1] and wrong not in "\n".join(token[2])

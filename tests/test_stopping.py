@@ -49,8 +49,9 @@ def assert_stopped(stopped: Stopped, signum: int, doing: str, bound: float = EXI
 
 
 def assert_lock_released(warehouse: Warehouse) -> None:
-    warehouse.pipelines_dir.mkdir(parents=True, exist_ok=True)  # a run stopped while starting made none
-    with open(warehouse.pipelines_dir / "certiverse.lock", "w") as handle:
+    lock_file = warehouse.context().lock_file
+    lock_file.parent.mkdir(parents=True, exist_ok=True)  # a run stopped while starting made none
+    with open(lock_file, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the stopped run still held it
 
 
@@ -61,15 +62,15 @@ def run_again(warehouse: Warehouse, url: str, token: str, monkeypatch, transform
             monkeypatch.setenv(key, value)
         assert main(["run", "--base-url", url, *warehouse.args()]) == 0
     else:
-        run_load(warehouse.pipeline(), base_url=url, api_token=token)
+        run_load(warehouse.context(), {"base_url": url, "api_token": token})
 
 
 def assert_exact(warehouse: Warehouse, tenant) -> None:
     """The warehouse holds what the simulated API holds, and nothing is left pending."""
-    pipeline = warehouse.pipeline()
-    assert not pipeline.has_pending_data
+    context = warehouse.context()
+    assert not context.pipeline.has_pending_data
     for resource in RESOURCES:
-        problems = differences(pipeline, resource, tenant.records(resource), limit=10_000)
+        problems = differences(context, resource, tenant.records(resource), limit=10_000)
         if warehouse.dsn:  # the one known difference on Postgres: COPY loads an empty string as NULL
             problems = [p for p in problems if not p.endswith("notes: api='' warehouse=None")]
         assert problems == [], (resource, problems[:3])

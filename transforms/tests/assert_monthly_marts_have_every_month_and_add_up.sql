@@ -2,6 +2,8 @@
 -- last (none missing, none twice), and add up: every current raw voucher that is used and has a
 -- use date once in redemptions_by_month, every row of voucher_expiry once in expiry_by_month.
 -- Returns the mart that does not.
+-- Dagster shows this test as a check on one model (dagster-dbt needs it named when a test reads several).
+{{ config(meta={"dagster": {"ref": {"name": "redemptions_by_month"}}}) }}
 
 with
 
