@@ -168,8 +168,16 @@ def start(warehouse: Warehouse, url: str, token: str, hold: str | None = None,
     stderr_path = warehouse.root / f"stderr-{time.monotonic_ns()}.txt"
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(command, cwd=warehouse.root, stdout=subprocess.DEVNULL, stderr=stderr,
-                                   env={**os.environ, **warehouse.env(token), **(env or {})})
+                                   env={**os.environ, **warehouse.env(token), **(env or {})},
+                                   preexec_fn=_as_a_terminal_starts_it)
     return Run(process, stderr_path)
+
+
+def _as_a_terminal_starts_it() -> None:
+    """SIGINT as a shell gives a command in the foreground: a test suite started in the background of a
+    script (``make test &``) ignores SIGINT, its children inherit that, and Python leaves it ignored
+    (docs/operators.md says so to schedulers); the tests send SIGINT as Ctrl-C would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -182,7 +190,7 @@ def published(warehouse: Warehouse) -> tuple[str | None, str | None]:
     Parquet link points at."""
     from certiverse_warehouse.pipelines.publishing.publish import published_info
 
-    info = published_info(warehouse.duckdb_file)
+    info = published_info(warehouse.context().publish)
     link = warehouse.root / "w_parquet"
     return (info or {}).get("load_id"), os.readlink(link) if link.is_symlink() else None
 

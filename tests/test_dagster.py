@@ -102,11 +102,17 @@ def every_check_passes_on_both_nights_dbt_tests_counter_check_and_freshness(nigh
 def the_dbt_tests_are_checks_on_their_models_and_the_models_descend_from_the_raw_tables(nights):
     described = nights["described"]
     manifest = json.loads(next(nights["pipelines_dir"].rglob("manifest-duckdb-*.json")).read_text())
-    tests = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test"}
+    nodes = manifest["nodes"]
+    # An ephemeral model (int_purchases) is inlined into others and is no asset: dagster-dbt gives its
+    # tests no check to hang on; dbt still runs them in the build.
+    ephemeral = {key for key, n in nodes.items() if n["resource_type"] == "model"
+                 and n["config"]["materialized"] == "ephemeral"}
+    tests = {n["name"] for n in nodes.values() if n["resource_type"] == "test"
+             and (n.get("attached_node") or "") not in ephemeral}
     checks = {c.split(":", 1)[1] for c in described["checks"]}
     assert tests and tests <= checks
     assert len(checks) == len(tests) + 2  # and the counter check and freshness
-    models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    models = {n["name"] for key, n in nodes.items() if n["resource_type"] == "model" and key not in ephemeral}
     assert models <= set(described["assets"])
     assert RAW + "vouchers" in described["assets"]["stg_vouchers"]
     assert RAW + "programs__store_exams" in described["assets"]["stg_store_exams"]

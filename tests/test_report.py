@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from certiverse_warehouse.pipelines.reporting.charts import nice_ticks
-from certiverse_warehouse.pipelines.cli import main
+from certiverse_warehouse.pipelines.cli import EXIT_DESTINATION, main
 from certiverse_warehouse.pipelines.reporting.frames import mart
 from certiverse_warehouse.pipelines.context import RunContext
 from certiverse_warehouse.pipelines.load import run_load
@@ -275,7 +275,7 @@ def test_report_as_of_another_date_than_the_marts_asks_for_a_transform(
     later = tenant.today + dt.timedelta(days=45)
     output = tmp_path / "later.html"
     assert main(["report", "--duckdb-file", warehouse["duckdb"], "--pipelines-dir", warehouse["pipelines"],
-                 "--output", str(output), "--as-of", later.isoformat()]) == 1
+                 "--output", str(output), "--as-of", later.isoformat()]) == EXIT_DESTINATION
     assert f"certiverse transform --as-of {later}" in capsys.readouterr().err and not output.exists()
     with pytest.raises(ReportError, match=f"built for {tenant.today}"):
         read_report_data(warehouse["pipeline"], later)
@@ -286,7 +286,7 @@ def test_report_without_marts_asks_for_a_transform(tmp_path: Path, capsys: pytes
     output = tmp_path / "report.html"
     code = main(["report", "--duckdb-file", str(tmp_path / "empty.duckdb"), "--pipelines-dir", str(tmp_path / "p"),
                  "--output", str(output)])
-    assert code == 1
+    assert code == EXIT_DESTINATION  # the exit-code table's row for ReportError
     assert "certiverse transform" in capsys.readouterr().err
     assert not output.exists()
 
