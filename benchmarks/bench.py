@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         checkouts = [Checkout("now", ROOT, "certiverse_warehouse.pipelines.cli")]
         if args.before != "none":
-            checkouts.append(Checkout("before", baseline_checkout(args.before, workdir / "before"), "pipelines.cli"))
+            checkouts.append(baseline_checkout(args.before, workdir / "before"))
         labels = [c.label for c in checkouts]
         figures: dict[str, Any] = {"load_average_start": os.getloadavg()}
         say("fixed cost ...")
@@ -278,14 +278,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def baseline_checkout(before: str, folder: Path) -> Path:
-    """A path as it is; a git revision exported (``git archive``) into ``folder``."""
-    if Path(before).is_dir():
-        return Path(before).resolve()
-    folder.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", before], cwd=ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
+def baseline_checkout(before: str, folder: Path) -> Checkout:
+    """A path as it is; a git revision exported (``git archive``) into ``folder``. A checkout from after
+    the packaging (``certiverse_warehouse/`` beside the folders) gets the folders linked under that name,
+    as pyproject.toml's package-dir maps them: on PYTHONPATH it is then found before this checkout's
+    editable install, whose finder would otherwise serve this checkout's code under that name."""
+    root = Path(before).resolve() if Path(before).is_dir() else folder
+    if root == folder:
+        folder.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", before], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    package = root / "certiverse_warehouse"
+    if not package.is_dir():
+        return Checkout("before", root, "pipelines.cli")
+    if root == folder:
+        for name in ("sources", "pipelines", "orchestration", "simulator", "transforms"):
+            if (root / name).is_dir() and not (package / name).exists():
+                (package / name).symlink_to(root / name, target_is_directory=True)
+    return Checkout("before", root, "certiverse_warehouse.pipelines.cli")
 
 
 if __name__ == "__main__":
