@@ -20,9 +20,11 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n auto
 
+# speed in one run, beside the code before issue 20 (benchmarks/bench.py; BENCH_ARGS=--large adds the
+# large tenant); the older, narrower benchmarks: python -m benchmarks.run, benchmarks.requests, ...
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python -m benchmarks.run
-	$(BIN)/python -m benchmarks.requests --size default
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
 # dbt's docs site for the marts (one HTML file) from the demo warehouse, and docs/marts.md
 docs: setup

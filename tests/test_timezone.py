@@ -244,8 +244,8 @@ def test_utc_is_the_default_and_the_run_passes_the_zone_as_a_dbt_var(
     monkeypatch.setenv("MARTS__TIMEZONE", ZONE)
     context = RunContext.from_config("duckdb", str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pd"))
     assert context.timezone == ZONE
-    assert runner.dbt_vars(context, AS_OF, reporting_timezone(context.timezone)) == {
-        "as_of": AS_OF.isoformat(), "certiverse_timezone": ZONE, "certiverse_schema": context.warehouse.dataset}
+    assert runner.dbt_vars(context, reporting_timezone(context.timezone)) == {
+        "certiverse_timezone": ZONE, "certiverse_schema": context.warehouse.dataset}
 
 
 def test_the_default_as_of_date_is_the_apis_date_in_the_zone(

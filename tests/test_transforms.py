@@ -26,7 +26,7 @@ from certiverse_warehouse.pipelines.cli import main
 from certiverse_warehouse.pipelines.context import RunContext
 from certiverse_warehouse.pipelines.load import run_load
 from certiverse_warehouse.pipelines.reporting import headlines
-from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR, TransformError, run_transforms
+from certiverse_warehouse.pipelines.transform import TRANSFORMS_DIR, TransformError, run_transforms, runner
 from certiverse_warehouse.simulator import SimulatorApp, Tenant, serve
 from tests.postgres import database_dsn
 
@@ -338,6 +338,22 @@ def test_later_as_of_date_expires_more_vouchers(duckdb_warehouse: Any, tenant: T
     sql = "select count(*), max(as_of_date) from {ds}.voucher_expiry where is_expired"
     assert query(pipeline, sql) == [(want, later)]
     assert want > sum(1 for v in unused if utc_date(v["expirationDateUtc"]) < tenant.today)
+
+
+def test_a_build_for_the_next_day_reuses_dbts_last_parse(duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path) -> None:
+    # a var that changes makes dbt re-parse the whole project; the as-of date must not be one
+    pipeline = copy_of(duckdb_warehouse, tmp_path)  # its own dbt folder: the first build parses in full
+    run_transforms(pipeline, tenant.today)
+    log = pipeline.dbt_dir / "logs" / "dbt.log"
+    first = log.read_text()
+    next_day = tenant.today + dt.timedelta(days=1)
+    run_transforms(pipeline, next_day)
+    second = log.read_text()[len(first):]
+    assert "Unable to do partial parsing" in first
+    assert "Unable to do partial parsing" not in second and "Running with dbt" in second
+    assert query(pipeline, "select max(as_of_date) from {ds}.voucher_status") == [(next_day,)]
+    assert query(pipeline, "select count(*) from information_schema.tables "
+                           f"where table_name = '{runner.AS_OF_TABLE}'") == [(0,)]
 
 
 def test_a_voucher_expires_the_day_after_its_expiry_date(duckdb_warehouse: Any, tenant: Tenant, tmp_path: Path) -> None:

@@ -9,7 +9,18 @@ the loader's own bookkeeping (loads, packages, rows, the counter check).
 ``frames.py``: ``mart()`` for notebooks; ``progress.py``: the line a long run prints.
 """
 
-from .frames import mart
+from typing import Any
+
 from .headlines import Headlines, headlines
 
 __all__ = ["Headlines", "headlines", "mart"]
+
+
+def __getattr__(name: str) -> Any:
+    """``mart`` on first use: it needs pandas (1-2 s to import), which no command but a notebook's uses;
+    the run summary (``summary.py``) is imported by every load and must not pay for it."""
+    if name == "mart":
+        from .frames import mart
+
+        return mart
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,8 +9,13 @@ warehouse's dataset. Readers never see a mix of two runs' marts, and a failed
 build leaves the previous marts as they were (``pipelines/transform/swap.py`` says how,
 per engine).
 
-The **as-of date** is dbt's var ``as_of``: expiry and day counts are judged
-against it, so the same data and the same as-of date give the same tables.
+The **as-of date**: expiry and day counts are judged against it, so the same data and the
+same as-of date give the same tables. It reaches dbt through the one-row table
+``_certiverse_as_of`` of the dataset, written before dbt starts and dropped after (the
+``as_of_date()`` macro reads it when a model is compiled), not as a dbt var: dbt re-parses the
+whole project when a var changes, and the date changes every night; with only constant vars
+(time zone, schema) a night's build reuses the last parse (dbt's partial parsing, kept in the
+target folders under ``dbt_dir``). dbt by hand can still set the var ``as_of``.
 The **reporting time zone** is dbt's var ``certiverse_timezone`` (the context's ``timezone``:
 ``[marts] timezone``, env ``MARTS__TIMEZONE``, default UTC): the marts' dates and months are
 calendar dates there, and the default as-of date is the API's date there.
@@ -49,6 +54,8 @@ TRANSFORMS_DIR = Path(str(resources.files("certiverse_warehouse.transforms")))
 # raw tables the staging models read (transforms/models/staging/sources.yml)
 RAW_TABLES = ("partners", "programs", "programs__store_exams", "purchases", "vouchers")
 RUN_RESULTS = "run_results.json"
+# the build's as-of date, read by the as_of_date() macro (transforms/macros/as_of_date.sql)
+AS_OF_TABLE = "_certiverse_as_of"
 
 
 class TransformError(RuntimeError):
@@ -129,9 +136,10 @@ def date_in(instant: dt.datetime, timezone: str) -> dt.date:
     return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
-def dbt_vars(context: RunContext, as_of: dt.date, timezone: str) -> dict[str, str]:
-    """The dbt vars of a run: the as-of date, the reporting time zone, where the raw tables are."""
-    return {"as_of": as_of.isoformat(), "certiverse_timezone": timezone, "certiverse_schema": context.warehouse.dataset}
+def dbt_vars(context: RunContext, timezone: str) -> dict[str, str]:
+    """The dbt vars of a run: the reporting time zone, where the raw tables are. Both are the same
+    every night, so dbt's partial parse stays valid (the as-of date goes in ``AS_OF_TABLE``)."""
+    return {"certiverse_timezone": timezone, "certiverse_schema": context.warehouse.dataset}
 
 
 def run_transforms(
@@ -154,14 +162,28 @@ def run_transforms(
     with phases.time("dbt_parse"), context.sql_client() as client:
         _check_sources(client)
         as_of = as_of or api_date(client, context.pipeline_name, timezone)
-    variables = dbt_vars(context, as_of, timezone)
-    with temporary_profile(context.warehouse) as profiles_dir:
-        dbt = Dbt(project_dir, profiles_dir, context.dbt_dir, variables)
-        if context.warehouse.destination == "postgres":
-            target, (models, tests) = BUILD_TARGET, _build_out_of_sight(context, dbt, select, phases)
-        else:
-            target, (models, tests) = DATASET_TARGET, _build_in_place(context, dbt, select, phases)
+        _write_as_of(client, as_of)
+    try:
+        with temporary_profile(context.warehouse) as profiles_dir:
+            dbt = Dbt(project_dir, profiles_dir, context.dbt_dir, dbt_vars(context, timezone))
+            if context.warehouse.destination == "postgres":
+                target, (models, tests) = BUILD_TARGET, _build_out_of_sight(context, dbt, select, phases)
+            else:
+                target, (models, tests) = DATASET_TARGET, _build_in_place(context, dbt, select, phases)
+    finally:
+        # dbt by hand without the var then judges against today, as it always did
+        with context.sql_client() as client:
+            client.execute_sql(f"drop table if exists {client.make_qualified_table_name(AS_OF_TABLE)}")
     return TransformResult(as_of, models, tests, dbt.target_path(target), phases.as_dict())
+
+
+def _write_as_of(client: Any, as_of: dt.date) -> None:
+    """The build's as-of date, where the ``as_of_date()`` macro reads it (one row)."""
+    table = client.make_qualified_table_name(AS_OF_TABLE)
+    with client.begin_transaction():
+        client.execute_sql(f"create table if not exists {table} (as_of_date date)")
+        client.execute_sql(f"delete from {table}")
+        client.execute_sql(f"insert into {table} values (cast('{as_of.isoformat()}' as date))")
 
 
 def _build_out_of_sight(context: RunContext, dbt: "Dbt", select: str | None,
@@ -237,7 +259,8 @@ class Dbt:
     """dbt's programmatic runner on one project and profile; its own files go in ``work_dir``.
 
     Each target keeps its own ``target/`` folder there, so dbt's partial parsing
-    can reuse the last parse of the same target (with the same vars).
+    can reuse the last parse of the same target (valid while the project files, the vars, the
+    profile's connection and dbt's version are the same: ``ManifestLoader.is_partial_parsable``).
     """
 
     def __init__(self, project_dir: Path, profiles_dir: Path, work_dir: Path, variables: dict[str, str]) -> None:

@@ -115,13 +115,17 @@ def program_plans(facts: VoucherFacts, rates: LinkRates, over: frozenset[bool], 
     for program, codes in facts.purchases_by_program.items():
         rest = [c for c in codes if c not in done]
         options = [frozenset()] + [frozenset(e) for e in ({True}, {False}, {True, False}) if set(e) <= over & own]
+        # each estimate once per program, not once per option: this runs after every wave, over every
+        # purchase, and was a sixth of a large tenant's CPU
+        slices = {flag: _exam_slices(facts, program, flag, page, cap, rates) for flag in over & own}
+        likelihood = {c: rates.likelihood(facts, c) for c in rest} if len(options) > 1 else {}
         best: ProgramPlan | None = None
         for exam_sides in options:
-            cost = sum(_exam_slices(facts, program, flag, page, cap, rates) for flag in exam_sides)
+            cost = sum(slices[flag] for flag in exam_sides)
             if cost == math.inf:
                 continue
             cost += sum(part_pages(facts, c, own - exam_sides, page)
-                        + rates.likelihood(facts, c) * part_pages(facts, c, exam_sides, page) for c in rest)
+                        + likelihood.get(c, 0.0) * part_pages(facts, c, exam_sides, page) for c in rest)
             if best is None or cost < best.cost:
                 # At worst every purchase comes back short: its sides read apart cost their rounding beyond
                 # reading it by purchase at once.
