@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import tomllib
 import venv
 from pathlib import Path
@@ -63,7 +64,10 @@ def _make(folder: Path, wanted: list[str]) -> None:
     venv.create(folder, with_pip=True, clear=True)
     python = str(folder / "bin" / "python")
     env = {**os.environ, "PIP_PROGRESS_BAR": "off"}
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *wanted],
+    # uv, not pip, installs the ~150 distributions: from a cold cache, on two shared cores, Dagster's
+    # took 80 s with uv and 15 minutes with pip (downloads one at a time); the result is the same
+    # resolution of the same pins, and pip checks it below.
+    subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", python, *wanted],
                    check=True, env=env)
     check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True, env=env)
     if check.returncode != 0:
