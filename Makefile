@@ -1,4 +1,4 @@
-# The README's commands. Each sets up .venv first if pyproject.toml changed.
+# The commands of the README and docs/development.md. Each sets up .venv first if pyproject.toml changed.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin

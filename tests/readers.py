@@ -15,7 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OLD_DUCKDB = "1.4"  # the oldest release the published copy promises to open
 OLD_CLIENT_DIR = ROOT / ".cache" / f"duckdb-{OLD_DUCKDB}"
-# pandas and pyarrow: the README's pandas and Parquet examples run in this environment too.
+# pandas and pyarrow: the Parquet and pandas examples of docs/analysts.md run in this environment too.
 OLD_CLIENT_PACKAGES = (f"duckdb=={OLD_DUCKDB}.*", "duckdb-cli==1.4.4", "pandas", "pyarrow")
 
 # Answers one JSON-encoded SQL text per input line with one JSON line of rows, on the connection it

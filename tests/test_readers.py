@@ -119,7 +119,7 @@ def test_parquet_files_hold_the_same_relations_for_old_clients_and_pyarrow(publi
     expected = published_relations(published / "warehouse_published.duckdb")
     folder = published / "warehouse_parquet"
     assert folder.is_symlink() and {p.stem for p in folder.iterdir()} == {*expected, "publication"}
-    # pyarrow, not pandas.read_parquet: that one sometimes aborts the process on exit (README, Parquet).
+    # pyarrow, not pandas.read_parquet: that one sometimes aborts the process on exit (docs/analysts.md).
     assert {name: pyarrow.parquet.read_table(folder / f"{name}.parquet").num_rows for name in expected} == expected
     script = ("import duckdb, json, sys, pathlib; "
               "print(json.dumps({p.stem: duckdb.sql(f\"select count(*) from read_parquet('{p}')\").fetchall()[0][0] "
@@ -149,15 +149,28 @@ def test_status_names_the_published_paths_and_when_they_were_written(published, 
     assert status["marts"]["value_expired_unused"] == float(figures["value_expired_unused"])
 
 
-def readme_section(title: str) -> list[tuple[str, str]]:
-    """The fenced code blocks (language, code) of one README section."""
-    text = (ROOT / "README.md").read_text()
+def doc_section(page: str, title: str) -> list[tuple[str, str]]:
+    """The fenced code blocks (language, code) of one section (``## title``) of a page of the repository."""
+    text = (ROOT / page).read_text()
     section = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL)
 
 
-def test_the_readers_examples_in_the_readme_work_with_the_current_and_an_old_client(published, old_duckdb):
-    blocks = readme_section("For analysts and BI tools")
+def test_the_readme_quickstart_query_runs_on_a_published_copy(published, tmp_path):
+    """The one-liner after `make demo`, as written: run from a folder with .venv and the demo's published copy."""
+    [query] = [line for lang, code in doc_section("README.md", "Quickstart") if lang == "sh"
+               for line in code.splitlines() if "duckdb.connect" in line]
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    (tmp_path / "certiverse_demo_published.duckdb").symlink_to(published / "warehouse_published.duckdb")
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", query], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, f"{query}\n{done.stderr}"
+    with duckdb.connect(str(published / "warehouse_published.duckdb"), read_only=True) as con:
+        statuses = [status for (status,) in con.execute("select distinct status from purchases").fetchall()]
+    assert statuses and all(status in done.stdout for status in statuses), done.stdout
+
+
+def test_the_readers_examples_of_the_analysts_page_work_with_the_current_and_an_old_client(published, old_duckdb):
+    blocks = doc_section("docs/analysts.md", "Opening the published copy")
     assert {lang for lang, _ in blocks} >= {"sh", "python"}
     current = str(ROOT / ".venv" / "bin")
     for bin_dir in (old_duckdb, Path(current)):
@@ -249,9 +262,8 @@ def test_money_has_one_type_for_every_reader(published):
             assert list(frame[column]) == list(from_parquet[column]), f"{name}.{column}"
 
 
-def test_the_python_examples_of_the_analysts_page_run_on_the_published_copy(published):
-    text = (ROOT / "docs" / "analysts.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+def test_the_money_examples_of_the_analysts_page_run_on_the_published_copy(published):
+    blocks = [code for lang, code in doc_section("docs/analysts.md", "Money") if lang == "python"]
     assert len(blocks) >= 2
     for code in blocks:
         done = subprocess.run([sys.executable, "-c", code], cwd=published,

@@ -14,7 +14,7 @@ profile holds the Postgres password, so it is written only into a folder of its
 own (mode 0700, file 0600) and never printed or logged.
 
 ``certiverse dbt-profile [--destination postgres] [--duckdb-file F] [--profiles-dir DIR]`` writes the
-profile for running ``dbt`` by hand (README, "dbt by hand").
+profile for running ``dbt`` by hand (docs/analysts.md, "The marts as a dbt project").
 """
 
 from __future__ import annotations
