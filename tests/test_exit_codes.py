@@ -1,4 +1,4 @@
-"""Exit codes are a contract: every row of the table (pipelines/cli/codes.py, docs/operators.md) is pinned
+"""Exit codes are a contract: every row of the table (pipelines/cli/codes.py, README.md) is pinned
 here by a failure a user meets, with and without -v: -v adds detail, never another code."""
 
 from __future__ import annotations
@@ -331,9 +331,9 @@ def test_every_row_of_the_table_is_pinned_by_a_test_here():
     assert {row.code for row in EXIT_CODES} - {EXIT_SIGTERM} <= pinned
 
 
-def test_the_operators_page_states_the_same_table_as_the_code():
-    page = (ROOT / "docs" / "operators.md").read_text()
-    section = page.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+def test_the_readme_states_the_same_table_as_the_code():
+    page = (ROOT / "README.md").read_text()
+    section = page.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| (\d+) \| (.+?) \| (.+?) \|$", section, re.MULTILINE)
     assert [(int(code), meaning, action) for code, meaning, action in rows] == [
         (row.code, row.meaning, row.action) for row in EXIT_CODES]

@@ -1,7 +1,7 @@
 """Exit codes a scheduler can act on: the contract, in one table.
 
 ``EXIT_CODES`` is the one place the codes are described: the ``--help`` epilog is
-built from it, and a test checks that the table in ``docs/operators.md`` says the
+built from it, and a test checks that the table in ``README.md`` says the
 same. ``pipelines.cli.failures.classify`` maps every failure onto these.
 """
 
