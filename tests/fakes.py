@@ -124,3 +124,15 @@ def _matches(record: dict[str, Any], query: Query) -> bool:
 def catalog(api: FakeApi, *, cap: int = 1_000, workers: int = 2) -> Catalog:
     """A catalog over the fake API (the planners call ``page``, ``follow`` and ``api_time`` on its client)."""
     return Catalog(api, workers=workers, record_cap=cap)  # type: ignore[arg-type]
+
+
+# A small catalog the planners' and the full read's unit tests share: one program of one exam, one of two,
+# eight purchases of each (12 vouchers, 4 used), and a failed checkout that holds no vouchers.
+PAGE = 10
+CAP = 100
+ONE_EXAM = program("Solo", "SOLO-1")
+TWO_EXAMS = program("Duo", "DUO-1", "DUO-2")
+SOLO = [purchase(f"S{i}", "Solo", quantity=12, used=4) for i in range(8)]
+DUO = [purchase(f"D{i}", "Duo", quantity=12, used=4) for i in range(8)]
+FAILED = purchase("F0", "Solo", quantity=5, used=0, status="CheckoutFailed")
+FAILED["quantityRemaining"] = 0

@@ -18,16 +18,8 @@ from certiverse_warehouse.sources.certiverse.ledger import SHARED, CountingClien
 from certiverse_warehouse.sources.certiverse.plans import ProgramPlan
 from certiverse_warehouse.sources.certiverse.rates import SAMPLE_FIRST, SAMPLE_MAX, LinkRates, sample_order
 from certiverse_warehouse.sources.certiverse.waves import Progress, Waves, units_of
-from tests.fakes import FakeApi, catalog, program, purchase, vouchers_of
+from tests.fakes import CAP, DUO, FAILED, ONE_EXAM, PAGE, SOLO, TWO_EXAMS, FakeApi, catalog, program, purchase, vouchers_of
 
-PAGE = 10
-CAP = 100
-ONE_EXAM = program("Solo", "SOLO-1")
-TWO_EXAMS = program("Duo", "DUO-1", "DUO-2")
-SOLO = [purchase(f"S{i}", "Solo", quantity=12, used=4) for i in range(8)]
-DUO = [purchase(f"D{i}", "Duo", quantity=12, used=4) for i in range(8)]
-FAILED = purchase("F0", "Solo", quantity=5, used=0, status="CheckoutFailed")
-FAILED["quantityRemaining"] = 0
 
 
 def empties(n: int, program_name: str) -> list[dict]:
