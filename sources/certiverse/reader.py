@@ -266,7 +266,7 @@ def read_all(
         stop.set()
         if not completed:
             # Workers may be waiting out a pause or an outage inside the client (minutes, up to the
-            # retry budget): stopping it ends those waits, so the pool's shutdown does not wait for them.
+            # retry budget): stopping it ends those waits, so the workers end instead of retrying.
             client.stop()
         pool.shutdown()
         _drain(results)
